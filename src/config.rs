@@ -1,0 +1,206 @@
+//! Every knob and limit of the node, in one place. Defaults are explained in
+//! `tuning/README.md`. Names put the unit last: `segment_bytes`,
+//! `checkpoint_interval_ms`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Whether a write waits for fdatasync before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge only what is on stable storage (the default; the contract).
+    Strict,
+    /// Skip fdatasync: for experiments only, a crash may lose acknowledged writes.
+    Relaxed,
+}
+
+/// The whole configuration (a TOML file may set any field; flags win).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data: Vec<PathBuf>,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub shards: usize,
+    pub users: Option<PathBuf>,
+    /// Base domain for virtual-hosted–style requests (`bucket.<domain>`).
+    pub domain: Option<String>,
+    pub durability: Durability,
+
+    // Engine
+    pub segment_bytes: u64,
+    pub segment_spares: usize,
+    pub checkpoint_interval_ms: u64,
+    pub checkpoint_bytes: u64,
+
+    // HTTP limits
+    pub header_bytes_max: usize,
+    pub header_count_max: usize,
+    pub connections_max: usize,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+
+    // S3 limits (AWS's values)
+    pub key_bytes_max: usize,
+    pub user_metadata_bytes_max: usize,
+    pub put_bytes_max: u64,
+    pub delete_objects_keys_max: usize,
+    pub list_keys_max: usize,
+    pub clock_skew_max_s: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data: vec![PathBuf::from("kaligon-data")],
+            listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            region: "us-east-1".into(),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            users: None,
+            domain: None,
+            durability: Durability::Strict,
+            segment_bytes: 256 << 20,
+            segment_spares: 1,
+            checkpoint_interval_ms: 60_000,
+            checkpoint_bytes: 1 << 30,
+            header_bytes_max: 64 << 10,
+            header_count_max: 128,
+            connections_max: 4096,
+            header_read_timeout_ms: 30_000,
+            idle_timeout_ms: 75_000,
+            body_read_timeout_ms: 60_000,
+            key_bytes_max: 1024,
+            user_metadata_bytes_max: 2048,
+            put_bytes_max: 5 << 30,
+            delete_objects_keys_max: 1000,
+            list_keys_max: 1000,
+            clock_skew_max_s: 15 * 60,
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// `kaligon serve` flags; any flag given overrides the config file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (repeat once per drive). Default: ./kaligon-data
+    #[arg(long)]
+    pub data: Vec<PathBuf>,
+    /// Address to listen on. Default: 127.0.0.1:9000
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Region the node answers for. Default: us-east-1
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Number of shards (one per core by default).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// TOML file with any of the settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// TOML file with extra users.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Base domain for virtual-hosted–style bucket addressing.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// strict (default): fdatasync before acknowledging; relaxed: experiments only.
+    #[arg(long, value_enum)]
+    pub durability: Option<Durability>,
+    /// Size of each segment file in bytes.
+    #[arg(long)]
+    pub segment_bytes: Option<u64>,
+    /// Checkpoint interval in milliseconds.
+    #[arg(long)]
+    pub checkpoint_interval_ms: Option<u64>,
+    /// Log bytes written between checkpoints.
+    #[arg(long)]
+    pub checkpoint_bytes: Option<u64>,
+}
+
+impl Config {
+    pub fn load(args: &ServeArgs) -> Result<Self, Error> {
+        let mut c = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| Error::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        if !args.data.is_empty() {
+            c.data = args.data.clone();
+        }
+        macro_rules! flag {
+            ($($f:ident),*) => { $( if let Some(v) = &args.$f { c.$f = v.clone(); } )* };
+        }
+        flag!(
+            listen,
+            region,
+            shards,
+            durability,
+            segment_bytes,
+            checkpoint_interval_ms,
+            checkpoint_bytes
+        );
+        if args.users.is_some() {
+            c.users = args.users.clone();
+        }
+        if args.domain.is_some() {
+            c.domain = args.domain.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let min_segment = 4 * crate::engine::segment::format::CHUNK_STRIDE_BYTES;
+        if self.segment_bytes < min_segment || self.segment_bytes % 4096 != 0 {
+            return Err(Error::Invalid(format!(
+                "segment_bytes must be a multiple of 4096 and at least {min_segment}"
+            )));
+        }
+        if self.shards == 0 || self.shards > 1024 {
+            return Err(Error::Invalid("shards must be between 1 and 1024".into()));
+        }
+        if self.data.is_empty() {
+            return Err(Error::Invalid(
+                "at least one data directory is needed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The directory of each shard: shards are spread over the data
+    /// directories round-robin.
+    pub fn shard_dirs(&self) -> Vec<PathBuf> {
+        (0..self.shards)
+            .map(|i| self.data[i % self.data.len()].join(format!("shard-{i:03}")))
+            .collect()
+    }
+}

@@ -1,0 +1,402 @@
+//! A shard's in-memory index: bucket → key → versions (newest first).
+//!
+//! Keys are kept as UTF-8 bytes in a `BTreeMap`, so listings walk them in
+//! S3's order (byte order of UTF-8) and a delimiter's common prefix can be
+//! skipped with one range lookup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use crate::engine::record::MetaOp;
+use crate::engine::types::{BucketState, ETag, Extent, Version, VersionId};
+
+type Versions = Vec<Version>;
+
+#[derive(Default)]
+pub struct Index {
+    /// Keys of every bucket that has keys on this shard.
+    keys: HashMap<String, BTreeMap<Box<[u8]>, Versions>>,
+    /// Buckets this shard owns (their records are in this shard's log).
+    owned_buckets: BTreeMap<String, BucketState>,
+}
+
+/// What a listing asks one shard for.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Entries must sort strictly after these bytes (a marker, a start-after,
+    /// or a continuation position).
+    pub after: Vec<u8>,
+    pub limit: usize,
+}
+
+/// The part of a version a listing shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: ETag,
+    pub mtime_ms: i64,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListEntry {
+    Object(ObjectSummary),
+    Prefix(String),
+}
+
+impl ListEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object(o) => &o.key,
+            ListEntry::Prefix(p) => p,
+        }
+    }
+}
+
+/// Bytes that sort after every key starting with `prefix` and before every
+/// other key greater than it (0xFF never occurs in UTF-8).
+pub fn after_prefix(prefix: &str) -> Vec<u8> {
+    let mut b = prefix.as_bytes().to_vec();
+    b.push(0xFF);
+    b
+}
+
+impl Index {
+    /// Applies one metadata change; returns the extents it made dead.
+    pub fn apply(&mut self, op: &MetaOp) -> Vec<Extent> {
+        match op {
+            MetaOp::PutVersion {
+                bucket,
+                key,
+                version,
+            } => {
+                let versions = self
+                    .keys
+                    .entry(bucket.clone())
+                    .or_default()
+                    .entry(key.as_bytes().into())
+                    .or_default();
+                let mut freed = Vec::new();
+                if let Some(i) = versions.iter().position(|v| v.id == version.id) {
+                    freed.extend_from_slice(&versions.remove(i).extents);
+                }
+                let at = versions
+                    .iter()
+                    .position(|v| v.seq < version.seq)
+                    .unwrap_or(versions.len());
+                versions.insert(at, version.clone());
+                freed
+            }
+            MetaOp::DeleteVersion { bucket, key, id } => {
+                let Some(map) = self.keys.get_mut(bucket.as_str()) else {
+                    return Vec::new();
+                };
+                let Some(versions) = map.get_mut(key.as_bytes()) else {
+                    return Vec::new();
+                };
+                let mut freed = Vec::new();
+                if let Some(i) = versions.iter().position(|v| v.id == *id) {
+                    freed.extend_from_slice(&versions.remove(i).extents);
+                }
+                if versions.is_empty() {
+                    map.remove(key.as_bytes());
+                    if map.is_empty() {
+                        self.keys.remove(bucket.as_str());
+                    }
+                }
+                freed
+            }
+            MetaOp::PutBucket { name, state } => {
+                self.owned_buckets.insert(name.clone(), state.clone());
+                Vec::new()
+            }
+            MetaOp::DeleteBucket { name } => {
+                self.owned_buckets.remove(name);
+                Vec::new()
+            }
+        }
+    }
+
+    /// All versions of a key, newest first.
+    pub fn versions(&self, bucket: &str, key: &str) -> &[Version] {
+        self.keys
+            .get(bucket)
+            .and_then(|m| m.get(key.as_bytes()))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The newest version of a key (possibly a delete marker).
+    pub fn current(&self, bucket: &str, key: &str) -> Option<&Version> {
+        self.versions(bucket, key).first()
+    }
+
+    pub fn version(&self, bucket: &str, key: &str, id: VersionId) -> Option<&Version> {
+        self.versions(bucket, key).iter().find(|v| v.id == id)
+    }
+
+    /// Whether any key (any version, markers included) of `bucket` is here.
+    pub fn has_keys(&self, bucket: &str) -> bool {
+        self.keys.get(bucket).is_some_and(|m| !m.is_empty())
+    }
+
+    pub fn owned_buckets(&self) -> &BTreeMap<String, BucketState> {
+        &self.owned_buckets
+    }
+
+    /// Every (bucket, key, versions) triple, for checkpoints.
+    pub fn for_each_key(&self, mut f: impl FnMut(&str, &str, &[Version])) {
+        for (bucket, map) in &self.keys {
+            for (key, versions) in map {
+                f(
+                    bucket,
+                    std::str::from_utf8(key).expect("keys are UTF-8"),
+                    versions,
+                );
+            }
+        }
+    }
+
+    /// Object counts and key bytes, for memory accounting.
+    pub fn stats(&self) -> (usize, usize) {
+        let mut objects = 0;
+        let mut key_bytes = 0;
+        for map in self.keys.values() {
+            for (k, v) in map {
+                objects += v.len();
+                key_bytes += k.len();
+            }
+        }
+        (objects, key_bytes)
+    }
+
+    /// Up to `q.limit` entries of a ListObjects page, in order: keys whose
+    /// current version is not a delete marker, with keys that contain the
+    /// delimiter after the prefix rolled up into common prefixes.
+    pub fn list(&self, bucket: &str, q: &ListQuery) -> Vec<ListEntry> {
+        let mut out = Vec::new();
+        let Some(map) = self.keys.get(bucket) else {
+            return out;
+        };
+        let prefix = q.prefix.as_bytes();
+        let mut lower: Vec<u8> = if q.after.as_slice() >= prefix {
+            q.after.clone()
+        } else {
+            Vec::new()
+        };
+        let mut inclusive = lower.is_empty();
+        if inclusive {
+            lower = prefix.to_vec();
+        }
+        'restart: while out.len() < q.limit {
+            let start = if inclusive {
+                Bound::Included(lower.as_slice())
+            } else {
+                Bound::Excluded(lower.as_slice())
+            };
+            for (key, versions) in map.range::<[u8], _>((start, Bound::Unbounded)) {
+                if !key.starts_with(prefix) {
+                    return out;
+                }
+                let Some(current) = versions.first().filter(|v| !v.delete_marker) else {
+                    continue;
+                };
+                let key_str = std::str::from_utf8(key).expect("keys are UTF-8");
+                if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
+                    && let Some(i) = key_str[prefix.len()..].find(d)
+                {
+                    let common = &key_str[..prefix.len() + i + d.len()];
+                    if common.as_bytes() > q.after.as_slice() {
+                        out.push(ListEntry::Prefix(common.to_string()));
+                    }
+                    lower = after_prefix(common);
+                    inclusive = false;
+                    continue 'restart;
+                }
+                out.push(ListEntry::Object(ObjectSummary {
+                    key: key_str.to_string(),
+                    size: current.size,
+                    etag: current.etag,
+                    mtime_ms: current.mtime_ms,
+                    storage_class: current.meta.storage_class.clone(),
+                }));
+                if out.len() >= q.limit {
+                    return out;
+                }
+            }
+            break;
+        }
+        out
+    }
+}
+
+/// Merges per-shard pages (each sorted, each holding up to `limit` entries)
+/// into what one sorted map would return: the first `limit` distinct entries
+/// and whether more exist.
+pub fn merge_pages(pages: Vec<Vec<ListEntry>>, limit: usize) -> (Vec<ListEntry>, bool) {
+    let mut all: Vec<ListEntry> = pages.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
+    all.dedup_by(|a, b| a.name() == b.name());
+    let truncated = all.len() > limit;
+    all.truncate(limit);
+    (all, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::types::ObjectMeta;
+
+    fn version(id: u128, seq: u64, marker: bool) -> Version {
+        Version {
+            id: VersionId(id),
+            seq,
+            mtime_ms: 0,
+            size: seq,
+            etag: ETag::default(),
+            delete_marker: marker,
+            extents: Box::new([]),
+            meta: Box::new(ObjectMeta::default()),
+        }
+    }
+
+    fn put(ix: &mut Index, key: &str, id: u128, seq: u64, marker: bool) -> Vec<Extent> {
+        ix.apply(&MetaOp::PutVersion {
+            bucket: "b".into(),
+            key: key.into(),
+            version: version(id, seq, marker),
+        })
+    }
+
+    fn names(entries: &[ListEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.name()).collect()
+    }
+
+    #[test]
+    fn versions_are_newest_first_and_null_is_replaced() {
+        let mut ix = Index::default();
+        put(&mut ix, "k", 0, 1, false);
+        put(&mut ix, "k", 7, 2, false);
+        put(&mut ix, "k", 0, 3, false);
+        let v: Vec<_> = ix
+            .versions("b", "k")
+            .iter()
+            .map(|v| (v.id.0, v.seq))
+            .collect();
+        assert_eq!(v, vec![(0, 3), (7, 2)]);
+        ix.apply(&MetaOp::DeleteVersion {
+            bucket: "b".into(),
+            key: "k".into(),
+            id: VersionId(0),
+        });
+        ix.apply(&MetaOp::DeleteVersion {
+            bucket: "b".into(),
+            key: "k".into(),
+            id: VersionId(7),
+        });
+        assert!(!ix.has_keys("b"));
+    }
+
+    #[test]
+    fn flat_namespace_and_delimiters() {
+        let mut ix = Index::default();
+        for (i, k) in ["a", "a/b", "a/c/d", "b", "c/x", "c/y"].iter().enumerate() {
+            put(&mut ix, k, 0, i as u64 + 1, false);
+        }
+        put(&mut ix, "gone", 0, 99, true);
+        let all = ix.list(
+            "b",
+            &ListQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        );
+        assert_eq!(names(&all), ["a", "a/b", "a/c/d", "b", "c/x", "c/y"]);
+        let q = ListQuery {
+            delimiter: Some("/".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(names(&ix.list("b", &q)), ["a", "a/", "b", "c/"]);
+        let q = ListQuery {
+            prefix: "a/".into(),
+            delimiter: Some("/".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(names(&ix.list("b", &q)), ["a/b", "a/c/"]);
+        // Paging after a common prefix skips the whole prefix range.
+        let q = ListQuery {
+            delimiter: Some("/".into()),
+            after: b"a/".to_vec(),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(names(&ix.list("b", &q)), ["b", "c/"]);
+        let q = ListQuery {
+            after: after_prefix("c/"),
+            limit: 100,
+            ..Default::default()
+        };
+        assert!(ix.list("b", &q).is_empty());
+    }
+
+    #[test]
+    fn merge_matches_single_map() {
+        let mut one = Index::default();
+        let mut shards = [Index::default(), Index::default(), Index::default()];
+        for i in 0..300u64 {
+            let k = format!("p{}/k{:03}", i % 7, i);
+            put(&mut one, &k, 0, i + 1, false);
+            put(&mut shards[(i % 3) as usize], &k, 0, i + 1, false);
+        }
+        for delimiter in [None, Some("/".to_string())] {
+            let mut after = Vec::new();
+            let mut seen = Vec::new();
+            loop {
+                let q = ListQuery {
+                    delimiter: delimiter.clone(),
+                    after: after.clone(),
+                    limit: 11,
+                    ..Default::default()
+                };
+                let want = one.list(
+                    "b",
+                    &ListQuery {
+                        limit: 12,
+                        ..q.clone()
+                    },
+                );
+                let pages = shards
+                    .iter()
+                    .map(|s| {
+                        s.list(
+                            "b",
+                            &ListQuery {
+                                limit: 12,
+                                ..q.clone()
+                            },
+                        )
+                    })
+                    .collect();
+                let (page, more) = merge_pages(pages, 11);
+                assert_eq!(names(&page), names(&want[..want.len().min(11)]));
+                assert_eq!(more, want.len() > 11);
+                seen.extend(page.iter().map(|e| e.name().to_string()));
+                let Some(last) = page.last() else { break };
+                after = match last {
+                    ListEntry::Prefix(p) => after_prefix(p),
+                    ListEntry::Object(o) => o.key.as_bytes().to_vec(),
+                };
+                if !more {
+                    break;
+                }
+            }
+            let expected = if delimiter.is_some() { 7 } else { 300 };
+            assert_eq!(seen.len(), expected);
+        }
+    }
+}

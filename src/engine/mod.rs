@@ -1,0 +1,616 @@
+//! The storage engine: the only API `s3/` calls.
+//!
+//! Placement: every (bucket, key) has one owning shard (a hash of both), and
+//! every bucket one owning shard (a hash of its name). The owner orders all
+//! changes to what it owns, so versions and conditional writes are decided
+//! in one place. Object bytes are read from the socket on whichever core took
+//! the connection, into 4096-aligned buffers, and the buffers are handed to
+//! the owner by pointer; with O_DIRECT no CPU copies them on either side, and
+//! each shard's log stays self-contained (recovery, group commit and space
+//! reclamation never need another shard). Reads go the other way: the owner
+//! answers with the version's extents and the reading core reads the owner's
+//! segment files itself.
+
+pub mod codec;
+pub mod index;
+mod read;
+pub mod record;
+pub mod recover;
+pub mod segment;
+pub mod shard;
+pub mod types;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use compio::fs::File;
+
+pub use index::map::{ListEntry, ListQuery, ObjectSummary};
+pub use read::ObjectReader;
+use segment::format::{CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind};
+pub use types::*;
+
+use crate::config::Durability;
+use crate::runtime::buf::AlignedBuf;
+
+/// What can go wrong in the engine; `s3::error` maps each to an S3 error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    #[error("the key does not exist")]
+    NoSuchKey,
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    #[error("the current version is a delete marker")]
+    DeleteMarker(VersionId),
+    #[error("the version is a delete marker")]
+    MethodNotAllowed(VersionId),
+    #[error("the bucket name is taken")]
+    BucketAlreadyExists,
+    #[error("you already own the bucket")]
+    BucketAlreadyOwnedByYou,
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
+    #[error("the write's precondition does not hold")]
+    PreconditionFailed,
+    #[error("a conflicting operation on the bucket is in progress")]
+    OperationAborted,
+    #[error(
+        "a write or sync failed earlier ({0}); this shard refuses writes until the node restarts"
+    )]
+    Poisoned(String),
+    #[error("stored data failed its checksum: {0}")]
+    Corrupt(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Reply<T> = flume::Sender<Result<T, Error>>;
+
+/// Object bytes in an aligned buffer: the payload sits after
+/// `RECORD_HEADER_BYTES` of room for the record header.
+pub struct Chunk {
+    pub buf: AlignedBuf,
+    pub len: usize,
+    /// xxh64 of the payload, computed where the bytes arrived.
+    pub hash: u64,
+}
+
+impl Chunk {
+    /// A buffer with room for one full data record.
+    pub fn buffer() -> AlignedBuf {
+        AlignedBuf::new(CHUNK_STRIDE_BYTES as usize)
+    }
+
+    /// Where payload bytes go in a chunk buffer.
+    pub const PAYLOAD_AT: usize = RECORD_HEADER_BYTES;
+}
+
+/// A write precondition (conditional writes, AWS "Conditional requests").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    None,
+    IfNoneMatchStar,
+    IfMatch(String),
+}
+
+/// The metadata that makes written chunks a visible object version.
+pub struct Commit {
+    pub bucket: String,
+    pub key: String,
+    pub extents: Vec<Extent>,
+    /// The last chunk, written together with the metadata record.
+    pub tail: Option<Chunk>,
+    pub size: u64,
+    pub etag: ETag,
+    pub meta: ObjectMeta,
+    pub condition: Condition,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CommitOutcome {
+    pub version_id: VersionId,
+    /// Whether the bucket has versioning (enabled or suspended), so the
+    /// response carries `x-amz-version-id`.
+    pub versioned: bool,
+    pub mtime_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DeleteOutcome {
+    pub delete_marker: bool,
+    pub version_id: Option<VersionId>,
+}
+
+pub struct DeleteReq {
+    pub bucket: String,
+    pub key: String,
+    pub version: Option<VersionId>,
+    pub now_ms: i64,
+}
+
+pub enum BucketChange {
+    Create(BucketState),
+    Update(BucketState),
+    Delete,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShardStats {
+    pub objects: usize,
+    pub key_bytes: usize,
+    pub fallback_segments: u64,
+}
+
+/// Messages between cores.
+pub enum Request {
+    WriteChunk {
+        buf: Chunk,
+        reply: Reply<(Extent, AlignedBuf)>,
+    },
+    Commit(Box<Commit>, Reply<CommitOutcome>),
+    Delete(DeleteReq, Reply<DeleteOutcome>),
+    PutBucket {
+        name: String,
+        change: BucketChange,
+        reply: Reply<()>,
+    },
+    Get {
+        bucket: String,
+        key: String,
+        version: Option<VersionId>,
+        reply: Reply<Version>,
+    },
+    Versions {
+        bucket: String,
+        key: String,
+        reply: Reply<Vec<Version>>,
+    },
+    List {
+        bucket: String,
+        query: ListQuery,
+        reply: Reply<Vec<ListEntry>>,
+    },
+    Replica {
+        name: String,
+        state: Option<BucketState>,
+        reply: Reply<()>,
+    },
+    Freeze {
+        name: String,
+        frozen: bool,
+        reply: Reply<bool>,
+    },
+    OwnedBucket {
+        name: String,
+        reply: Reply<Option<BucketState>>,
+    },
+    Stats(Reply<ShardStats>),
+    Shutdown(Reply<()>),
+}
+
+/// Engine settings (a slice of `config::Config`).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub shards: usize,
+    /// One directory per shard (shards spread over the data directories).
+    pub shard_dirs: Vec<PathBuf>,
+    pub segment_bytes: u64,
+    pub segment_spares: usize,
+    pub checkpoint_interval_ms: u64,
+    pub checkpoint_bytes: u64,
+    pub durability: Durability,
+}
+
+pub struct BucketEntry {
+    pub state: BucketState,
+    /// Set while a DeleteBucket checks emptiness; writes are refused.
+    pub frozen: bool,
+}
+
+/// Every bucket, replicated on each core (changed only by its owner shard).
+#[derive(Default)]
+pub struct BucketTable {
+    map: BTreeMap<String, BucketEntry>,
+}
+
+impl BucketTable {
+    pub fn insert(&mut self, name: String, state: BucketState) {
+        let frozen = self.map.get(&name).is_some_and(|e| e.frozen);
+        self.map.insert(name, BucketEntry { state, frozen });
+    }
+    pub fn remove(&mut self, name: &str) {
+        self.map.remove(name);
+    }
+    pub fn get(&self, name: &str) -> Option<&BucketEntry> {
+        self.map.get(name)
+    }
+    pub fn set_frozen(&mut self, name: &str, frozen: bool) {
+        if let Some(e) = self.map.get_mut(name) {
+            e.frozen = frozen;
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &BucketEntry)> {
+        self.map.iter()
+    }
+}
+
+/// Per-core state shared by the shard task and the connections on the core.
+pub struct Shared {
+    pub shard: ShardId,
+    pub mesh: Vec<flume::Sender<Request>>,
+    pub buckets: RefCell<BucketTable>,
+    pub poisoned: Cell<bool>,
+    pub config: Arc<EngineConfig>,
+    /// Read-only O_DIRECT handles to segment files of every shard.
+    readers: RefCell<HashMap<(ShardId, SegmentId), File>>,
+}
+
+impl Shared {
+    pub fn new(
+        shard: ShardId,
+        mesh: Vec<flume::Sender<Request>>,
+        config: Arc<EngineConfig>,
+    ) -> Self {
+        Self {
+            shard,
+            mesh,
+            buckets: RefCell::default(),
+            poisoned: Cell::new(false),
+            config,
+            readers: RefCell::default(),
+        }
+    }
+
+    fn reader(&self, shard: ShardId, segment: SegmentId) -> Result<File, Error> {
+        if let Some(f) = self.readers.borrow().get(&(shard, segment)) {
+            return Ok(f.clone());
+        }
+        let path = segment::log::segment_path(&self.config.shard_dirs[shard.0 as usize], segment);
+        let f = segment::log::open_direct(&path, false, false)?;
+        self.readers
+            .borrow_mut()
+            .insert((shard, segment), f.clone());
+        Ok(f)
+    }
+}
+
+/// Writes the data record header for `len` payload bytes into `buf`.
+pub fn stamp_data_header(
+    buf: &mut AlignedBuf,
+    len: usize,
+    hash: u64,
+    seq: u64,
+    segment: SegmentId,
+) {
+    RecordHeader {
+        kind: RecordKind::Data,
+        payload_len: len as u32,
+        segment_low: segment.0 as u32,
+        seq,
+        payload_hash: hash,
+    }
+    .encode(&mut buf.full_mut()[..RECORD_HEADER_BYTES]);
+}
+
+/// Sends a bucket's new state to every core, then answers `reply`.
+pub fn broadcast_replica(
+    shared: &Rc<Shared>,
+    name: String,
+    state: Option<BucketState>,
+    reply: Reply<()>,
+) {
+    let mesh = shared.mesh.clone();
+    compio::runtime::spawn(async move {
+        for tx in &mesh {
+            let (rtx, rrx) = flume::bounded(1);
+            let msg = Request::Replica {
+                name: name.clone(),
+                state: state.clone(),
+                reply: rtx,
+            };
+            if tx.send_async(msg).await.is_err() || rrx.recv_async().await.is_err() {
+                let _ = reply.send(Err(Error::ShuttingDown));
+                return;
+            }
+        }
+        let _ = reply.send(Ok(()));
+    })
+    .detach();
+}
+
+/// Whether an `If-Match` value names this ETag (quotes optional, `*` any).
+pub fn etag_matches(want: &str, etag: &ETag) -> bool {
+    let have = etag.to_string();
+    want.split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w == have || w == have.trim_matches('"'))
+}
+
+/// The engine as seen from one core.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Rc<Shared>,
+}
+
+impl Engine {
+    pub fn new(shared: Rc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn shards(&self) -> u64 {
+        self.shared.mesh.len() as u64
+    }
+
+    /// The shard owning a key's metadata.
+    pub fn owner(&self, bucket: &str, key: &str) -> ShardId {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(bucket.as_bytes());
+        h.update(&[0]);
+        h.update(key.as_bytes());
+        ShardId((h.digest() % self.shards()) as u32)
+    }
+
+    /// The shard owning a bucket's record.
+    pub fn bucket_owner(&self, bucket: &str) -> ShardId {
+        ShardId((xxhash_rust::xxh3::xxh3_64(bucket.as_bytes()) % self.shards()) as u32)
+    }
+
+    async fn call<T>(
+        &self,
+        shard: ShardId,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, Error> {
+        let (tx, rx) = flume::bounded(1);
+        self.shared.mesh[shard.0 as usize]
+            .send_async(make(tx))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        rx.recv_async().await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.get()
+    }
+
+    pub fn bucket(&self, name: &str) -> Option<BucketState> {
+        self.shared
+            .buckets
+            .borrow()
+            .get(name)
+            .map(|e| e.state.clone())
+    }
+
+    pub fn buckets(&self) -> Vec<(String, BucketState)> {
+        self.shared
+            .buckets
+            .borrow()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.state.clone()))
+            .collect()
+    }
+
+    pub async fn create_bucket(&self, name: &str, state: BucketState) -> Result<(), Error> {
+        let change = BucketChange::Create(state);
+        self.call(self.bucket_owner(name), |reply| Request::PutBucket {
+            name: name.into(),
+            change,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn update_bucket(&self, name: &str, state: BucketState) -> Result<(), Error> {
+        let change = BucketChange::Update(state);
+        self.call(self.bucket_owner(name), |reply| Request::PutBucket {
+            name: name.into(),
+            change,
+            reply,
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket: freezes it on every core (refusing new
+    /// writes), checks that no core holds a key, then removes it.
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), Error> {
+        if self.bucket(name).is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        let empty = self.freeze_all(name, true).await?;
+        if !empty {
+            self.freeze_all(name, false).await?;
+            return Err(Error::BucketNotEmpty);
+        }
+        let r = self
+            .call(self.bucket_owner(name), |reply| Request::PutBucket {
+                name: name.into(),
+                change: BucketChange::Delete,
+                reply,
+            })
+            .await;
+        if r.is_err() {
+            self.freeze_all(name, false).await?;
+        }
+        r
+    }
+
+    async fn freeze_all(&self, name: &str, frozen: bool) -> Result<bool, Error> {
+        let mut empty = true;
+        for s in 0..self.shards() {
+            let has = self
+                .call(ShardId(s as u32), |reply| Request::Freeze {
+                    name: name.into(),
+                    frozen,
+                    reply,
+                })
+                .await?;
+            empty &= !has;
+        }
+        Ok(empty)
+    }
+
+    /// Starts writing an object; bytes go to the key's owning shard.
+    pub fn put(&self, bucket: &str, key: &str) -> PutStream {
+        PutStream {
+            engine: self.clone(),
+            owner: self.owner(bucket, key),
+            extents: Vec::new(),
+            pending: None,
+        }
+    }
+
+    pub async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+    ) -> Result<Version, Error> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.call(self.owner(bucket, key), |reply| Request::Get {
+            bucket: b,
+            key: k,
+            version,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn versions(&self, bucket: &str, key: &str) -> Result<Vec<Version>, Error> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.call(self.owner(bucket, key), |reply| Request::Versions {
+            bucket: b,
+            key: k,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        now_ms: i64,
+    ) -> Result<DeleteOutcome, Error> {
+        let req = DeleteReq {
+            bucket: bucket.into(),
+            key: key.into(),
+            version,
+            now_ms,
+        };
+        self.call(self.owner(bucket, key), |reply| Request::Delete(req, reply))
+            .await
+    }
+
+    /// One ListObjects page merged across shards: entries and whether more follow.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        query: ListQuery,
+    ) -> Result<(Vec<ListEntry>, bool), Error> {
+        let limit = query.limit;
+        let ask = ListQuery {
+            limit: limit + 1,
+            ..query
+        };
+        let mut waits = Vec::new();
+        for s in 0..self.shards() {
+            let (tx, rx) = flume::bounded(1);
+            let msg = Request::List {
+                bucket: bucket.into(),
+                query: ask.clone(),
+                reply: tx,
+            };
+            self.shared.mesh[s as usize]
+                .send_async(msg)
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
+            waits.push(rx);
+        }
+        let mut pages = Vec::new();
+        for rx in waits {
+            pages.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
+        }
+        Ok(index::map::merge_pages(pages, limit))
+    }
+
+    /// Streams bytes `[start, end)` of a version stored by the key's owner.
+    pub fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &Version,
+        start: u64,
+        end: u64,
+    ) -> ObjectReader {
+        ObjectReader::new(
+            self.shared.clone(),
+            self.owner(bucket, key),
+            version.extents.to_vec(),
+            start,
+            end,
+        )
+    }
+
+    pub async fn stats(&self) -> Result<Vec<ShardStats>, Error> {
+        let mut out = Vec::new();
+        for s in 0..self.shards() {
+            out.push(self.call(ShardId(s as u32), Request::Stats).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// An object being written: full chunks go to the owner as they fill (one
+/// in flight while the next fills), the last one rides with the commit.
+pub struct PutStream {
+    engine: Engine,
+    owner: ShardId,
+    extents: Vec<Extent>,
+    pending: Option<flume::Receiver<Result<(Extent, AlignedBuf), Error>>>,
+}
+
+impl PutStream {
+    /// Sends a full chunk to the owner; returns a buffer to fill next (the
+    /// one that came back from the previous write when there is one).
+    pub async fn write(&mut self, chunk: Chunk) -> Result<AlignedBuf, Error> {
+        let (tx, rx) = flume::bounded(1);
+        let tx_shard = &self.engine.shared.mesh[self.owner.0 as usize];
+        tx_shard
+            .send_async(Request::WriteChunk {
+                buf: chunk,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let previous = self.pending.replace(rx);
+        match previous {
+            Some(rx) => {
+                let (extent, buf) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
+                shard::push_extent(&mut self.extents, extent);
+                Ok(buf)
+            }
+            None => Ok(Chunk::buffer()),
+        }
+    }
+
+    /// Makes the object visible once everything is durable.
+    pub async fn commit(mut self, mut commit: Commit) -> Result<CommitOutcome, Error> {
+        if let Some(rx) = self.pending.take() {
+            let (extent, _) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
+            shard::push_extent(&mut self.extents, extent);
+        }
+        commit.extents = std::mem::take(&mut self.extents);
+        let owner = self.owner;
+        self.engine
+            .call(owner, |reply| Request::Commit(Box::new(commit), reply))
+            .await
+    }
+}

@@ -1,0 +1,345 @@
+//! A shard's append-only log: the current segment, space allocation,
+//! sequence numbers, which files need a sync, and spare segments.
+//!
+//! Allocation is synchronous (the shard thread owns the log), so records get
+//! their offsets and sequence numbers in order even though the writes
+//! themselves complete out of order; the shard's group commit waits for every
+//! earlier write before it syncs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use compio::fs::File;
+use compio::io::AsyncWriteAt;
+
+use super::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::engine::Error;
+use crate::engine::types::{SegmentId, ShardId};
+use crate::runtime::buf::{ALIGN, AlignedBuf, align_up};
+
+/// A reserved, 4096-aligned region of the log.
+pub struct Alloc {
+    pub segment: SegmentId,
+    pub offset: u64,
+    pub file: File,
+}
+
+/// Spare segments prepared in the background, shared between the log and
+/// its preparer task (same thread).
+#[derive(Default)]
+struct Spares {
+    ready: BTreeMap<u64, File>,
+    /// Ids below this are taken; a preparer working on one abandons it.
+    wanted_from: u64,
+    last_write: Option<Instant>,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    shard: ShardId,
+    segment_bytes: u64,
+    current: (SegmentId, File),
+    pos: u64,
+    next_seq: u64,
+    /// Every segment this shard has written to, open for writing and syncing.
+    files: BTreeMap<SegmentId, File>,
+    dirty: BTreeSet<SegmentId>,
+    spares: Rc<RefCell<Spares>>,
+    /// Segments created without a zero-fill because no spare was ready.
+    pub fallback_segments: u64,
+}
+
+pub fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
+    dir.join(format!("seg-{:010}", id.0))
+}
+
+/// Opens a segment file for O_DIRECT I/O as a compio file.
+pub fn open_direct(path: &Path, write: bool, create: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .create(create)
+        .truncate(false)
+        .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
+        .open(path)?;
+    // SAFETY: the fd was just opened by us and ownership moves into the File.
+    Ok(unsafe { File::from_raw_fd(f.into_raw_fd()) })
+}
+
+/// Creates `path` with its header and `segment_bytes` allocated (unwritten
+/// extents). Blocking: a few small syscalls.
+fn create_segment_file(path: &Path, header: SegmentHeader) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
+        .open(path)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: plain syscall on an fd we own.
+    let r = unsafe { libc::fallocate(fd, 0, 0, header.size as libc::off_t) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
+    b.set_len(SEGMENT_HEADER_BYTES as usize);
+    header.encode(b.as_mut_slice());
+    f.write_all_at(b.as_slice(), 0)?;
+    Ok(f)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Log {
+    /// Opens the log to append at a fresh segment `first` (recovery decided
+    /// which one), with `next_seq` the next sequence number.
+    pub fn open(
+        dir: &Path,
+        shard: ShardId,
+        segment_bytes: u64,
+        first: SegmentId,
+        next_seq: u64,
+        old_segments: &[SegmentId],
+    ) -> Result<Self, Error> {
+        let current = Self::create_now(dir, shard, segment_bytes, first)?;
+        let mut files = BTreeMap::new();
+        for id in old_segments {
+            files.insert(*id, open_direct(&segment_path(dir, *id), true, false)?);
+        }
+        files.insert(first, current.clone());
+        let spares = Spares {
+            wanted_from: first.0 + 1,
+            ..Default::default()
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            shard,
+            segment_bytes,
+            current: (first, current),
+            pos: SEGMENT_HEADER_BYTES,
+            next_seq,
+            files,
+            dirty: BTreeSet::new(),
+            spares: Rc::new(RefCell::new(spares)),
+            fallback_segments: 0,
+        })
+    }
+
+    fn create_now(dir: &Path, shard: ShardId, size: u64, id: SegmentId) -> Result<File, Error> {
+        let header = SegmentHeader {
+            shard: shard.0,
+            segment: id.0,
+            size,
+        };
+        let f = create_segment_file(&segment_path(dir, id), header)?;
+        sync_dir(dir)?;
+        // SAFETY: ownership of the fd moves into the compio File.
+        Ok(unsafe { File::from_raw_fd(f.into_raw_fd()) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub fn peek_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Where the next allocation would start (for checkpoints).
+    pub fn position(&self) -> (SegmentId, u64) {
+        (self.current.0, self.pos)
+    }
+
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment_bytes
+    }
+
+    /// Reserves `bytes` (rounded up to 4096) in one segment, rolling over to
+    /// the next segment when the current one is full.
+    pub fn alloc(&mut self, bytes: u64) -> Result<Alloc, Error> {
+        let bytes = align_up(bytes);
+        assert!(
+            bytes <= self.segment_bytes - SEGMENT_HEADER_BYTES,
+            "record larger than a segment"
+        );
+        if self.pos + bytes > self.segment_bytes {
+            self.roll_over()?;
+        }
+        let a = Alloc {
+            segment: self.current.0,
+            offset: self.pos,
+            file: self.current.1.clone(),
+        };
+        self.pos += bytes;
+        self.dirty.insert(a.segment);
+        self.spares.borrow_mut().last_write = Some(Instant::now());
+        Ok(a)
+    }
+
+    /// Rolls over to the next segment unless `bytes` fit in the current one.
+    pub fn ensure_room(&mut self, bytes: u64) -> Result<(), Error> {
+        if self.pos + align_up(bytes) > self.segment_bytes {
+            self.roll_over()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes left in the current segment.
+    pub fn remaining(&self) -> u64 {
+        self.segment_bytes - self.pos
+    }
+
+    fn roll_over(&mut self) -> Result<(), Error> {
+        let id = SegmentId(self.current.0.0 + 1);
+        let file = {
+            let mut spares = self.spares.borrow_mut();
+            spares.wanted_from = id.0 + 1;
+            let ready = spares.ready.remove(&id.0);
+            spares.ready.retain(|k, _| *k > id.0);
+            ready
+        };
+        let file = match file {
+            Some(f) => f,
+            None => {
+                self.fallback_segments += 1;
+                Self::create_now(&self.dir, self.shard, self.segment_bytes, id)?
+            }
+        };
+        self.files.insert(id, file.clone());
+        self.current = (id, file);
+        self.pos = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Files written since the last call; the caller syncs them.
+    pub fn take_dirty(&mut self) -> Vec<File> {
+        let ids = std::mem::take(&mut self.dirty);
+        ids.iter()
+            .filter_map(|id| self.files.get(id).cloned())
+            .collect()
+    }
+
+    pub fn file(&self, id: SegmentId) -> Option<&File> {
+        self.files.get(&id)
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = SegmentId> + '_ {
+        self.files.keys().copied()
+    }
+
+    /// Forgets and deletes a segment nothing refers to any more.
+    pub fn remove_segment(&mut self, id: SegmentId) -> std::io::Result<()> {
+        assert!(
+            id != self.current.0,
+            "the current segment cannot be removed"
+        );
+        self.files.remove(&id);
+        std::fs::remove_file(segment_path(&self.dir, id))
+    }
+
+    /// Keeps up to `spares` zero-filled segments ready ahead of the writer,
+    /// filling only while the log has been idle for `idle` so foreground
+    /// writes keep the disk. Runs forever on the shard's executor.
+    pub fn preparer(&self, spares: usize, idle: Duration) -> impl Future<Output = ()> + 'static {
+        let state = self.spares.clone();
+        let (dir, shard, size) = (self.dir.clone(), self.shard, self.segment_bytes);
+        async move {
+            loop {
+                let next = {
+                    let s = state.borrow();
+                    let busy = s.last_write.is_some_and(|t| t.elapsed() < idle);
+                    let next = s
+                        .ready
+                        .keys()
+                        .next_back()
+                        .map_or(s.wanted_from, |k| k + 1)
+                        .max(s.wanted_from);
+                    (!busy && s.ready.len() < spares).then_some(next)
+                };
+                let Some(id) = next else {
+                    compio::time::sleep(idle.max(Duration::from_millis(5))).await;
+                    continue;
+                };
+                match prepare(&dir, shard, size, id, &state, idle).await {
+                    Ok(Some(file)) => {
+                        state.borrow_mut().ready.insert(id, file);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(shard = shard.0, error = %e, "preparing a spare segment failed");
+                        compio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Zero-fills a new segment under a temporary name, then renames it into
+/// place if the writer has not moved past its id. Pauses while the log is
+/// busy; gives up (and deletes the file) if the id is no longer wanted.
+async fn prepare(
+    dir: &Path,
+    shard: ShardId,
+    size: u64,
+    id: u64,
+    state: &Rc<RefCell<Spares>>,
+    idle: Duration,
+) -> std::io::Result<Option<File>> {
+    let tmp = dir.join(format!("seg-{id:010}.prep"));
+    let header = SegmentHeader {
+        shard: shard.0,
+        segment: id,
+        size,
+    };
+    let std_file = create_segment_file(&tmp, header)?;
+    // SAFETY: ownership of the fd moves into the compio File.
+    let mut file = unsafe { File::from_raw_fd(std_file.into_raw_fd()) };
+    const FILL: usize = 4 << 20;
+    let mut zeros = AlignedBuf::new(FILL);
+    let mut at = SEGMENT_HEADER_BYTES;
+    while at < size {
+        let wanted = state.borrow().wanted_from <= id;
+        if !wanted {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        let busy = state
+            .borrow()
+            .last_write
+            .is_some_and(|t| t.elapsed() < idle);
+        if busy {
+            compio::time::sleep(idle).await;
+            continue;
+        }
+        let n = (FILL as u64).min(size - at) as usize;
+        zeros.set_len(n - n % ALIGN);
+        let compio::BufResult(r, z) = file.write_at(zeros, at).await;
+        zeros = z;
+        r?;
+        at += n as u64;
+    }
+    file.sync_data().await?;
+    if state.borrow().wanted_from > id {
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(None);
+    }
+    std::fs::rename(&tmp, segment_path(dir, SegmentId(id)))?;
+    sync_dir(dir)?;
+    Ok(Some(file))
+}

@@ -1,0 +1,943 @@
+//! One shard: the task that owns a slice of the index and a log, on one core.
+//!
+//! Requests arrive by message from any core. Reads of the index are answered
+//! at once from committed state. Writes of object bytes are appended to the
+//! log as soon as they arrive. Metadata changes queue up and are committed in
+//! groups: one write and one fdatasync for every change that arrived while
+//! the previous group was being synced (group commit). A change is applied to
+//! the index, and acknowledged, only after its group is durable, so readers
+//! never see what a crash could take back.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::rc::Rc;
+use std::task::Poll;
+
+use compio::BufResult;
+use compio::io::AsyncWriteAt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::{FutureExt, future::LocalBoxFuture};
+
+use super::index::map::Index;
+use super::record::MetaOp;
+use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, packed_len};
+use super::segment::log::Log;
+use super::types::{BucketState, Extent, Version, VersionId, Versioning};
+use super::{
+    BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error,
+    Reply, Request, Shared, stamp_data_header,
+};
+use crate::config::Durability;
+use crate::runtime::buf::{AlignedBuf, align_up};
+
+/// Largest object tail copied into the shared group-commit buffer; larger
+/// tails are written from their own buffer without a copy.
+const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
+/// Size of one group-commit buffer; a group that needs more writes several.
+const BATCH_BYTES_MAX: usize = 4 << 20;
+
+type WriteDone = (
+    u64,
+    Result<(), Error>,
+    Option<Box<dyn FnOnce(Result<(), Error>)>>,
+);
+
+/// Metadata changes waiting for the next group.
+enum Queued {
+    Commit(Box<Commit>, Reply<CommitOutcome>),
+    Delete(DeleteReq, Reply<DeleteOutcome>),
+    Bucket(String, BucketChange, Reply<()>),
+}
+
+/// What to do once a group is durable.
+enum Done {
+    Commit(Reply<CommitOutcome>, CommitOutcome),
+    Delete(Reply<DeleteOutcome>, DeleteOutcome),
+    Bucket(Reply<()>, String, Option<BucketState>),
+}
+
+/// A group whose writes are issued and whose sync is pending.
+struct Group {
+    last_ticket: u64,
+    ops: Vec<MetaOp>,
+    done: Vec<Done>,
+}
+
+pub struct Shard {
+    pub index: Index,
+    pub log: Log,
+    shared: Rc<Shared>,
+    durability: Durability,
+    queue: VecDeque<Queued>,
+    writes: FuturesUnordered<LocalBoxFuture<'static, WriteDone>>,
+    in_flight: BTreeSet<u64>,
+    next_ticket: u64,
+    group: Option<Group>,
+    sync: Option<LocalBoxFuture<'static, Result<(), Error>>>,
+    poisoned: Option<String>,
+    checkpoint: Option<LocalBoxFuture<'static, ()>>,
+    bytes_since_checkpoint: u64,
+    last_checkpoint: std::time::Instant,
+}
+
+enum Event {
+    Request(Request),
+    Closed,
+    Write(WriteDone),
+    Synced(Result<(), Error>),
+    Checkpointed,
+    Tick,
+}
+
+/// How often a shard checks whether a checkpoint is due.
+const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Shard {
+    pub fn new(index: Index, log: Log, shared: Rc<Shared>, durability: Durability) -> Self {
+        Self {
+            index,
+            log,
+            shared,
+            durability,
+            queue: VecDeque::new(),
+            writes: FuturesUnordered::new(),
+            in_flight: BTreeSet::new(),
+            next_ticket: 0,
+            group: None,
+            sync: None,
+            poisoned: None,
+            checkpoint: None,
+            bytes_since_checkpoint: 0,
+            last_checkpoint: std::time::Instant::now(),
+        }
+    }
+
+    fn buckets(&self) -> &RefCell<BucketTable> {
+        &self.shared.buckets
+    }
+
+    /// Serves requests until a shutdown arrives (or every sender is gone);
+    /// then finishes what is queued and writes a final checkpoint.
+    pub async fn run(mut self, rx: flume::Receiver<Request>) {
+        let mut stream = rx.into_stream();
+        let mut timer: LocalBoxFuture<'static, ()> = Box::pin(compio::time::sleep(TICK));
+        let mut stopping: Option<Option<Reply<()>>> = None;
+        loop {
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(w)) = self.writes.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Write(w));
+                }
+                if let Some(s) = self.sync.as_mut()
+                    && let Poll::Ready(r) = s.poll_unpin(cx)
+                {
+                    return Poll::Ready(Event::Synced(r));
+                }
+                if let Some(c) = self.checkpoint.as_mut()
+                    && c.poll_unpin(cx).is_ready()
+                {
+                    return Poll::Ready(Event::Checkpointed);
+                }
+                if timer.poll_unpin(cx).is_ready() {
+                    return Poll::Ready(Event::Tick);
+                }
+                if stopping.is_some() {
+                    return Poll::Pending;
+                }
+                match stream.poll_next_unpin(cx) {
+                    Poll::Ready(Some(r)) => Poll::Ready(Event::Request(r)),
+                    Poll::Ready(None) => Poll::Ready(Event::Closed),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            match event {
+                Event::Request(Request::Shutdown(reply)) => stopping = Some(Some(reply)),
+                Event::Request(r) => self.handle(r),
+                Event::Closed => stopping = Some(None),
+                Event::Write((ticket, result, then)) => {
+                    self.in_flight.remove(&ticket);
+                    if let Err(e) = &result {
+                        self.poison(e);
+                    }
+                    if let Some(then) = then {
+                        then(result);
+                    }
+                }
+                Event::Synced(r) => self.finish_group(r),
+                Event::Checkpointed => self.checkpoint = None,
+                Event::Tick => {
+                    timer = Box::pin(compio::time::sleep(TICK));
+                    self.maybe_checkpoint();
+                }
+            }
+            self.advance();
+            let idle = self.queue.is_empty() && self.group.is_none() && self.writes.is_empty();
+            if idle && stopping.is_some() && self.checkpoint.is_none() {
+                if self.poisoned.is_none() && self.bytes_since_checkpoint > 0 {
+                    self.start_checkpoint();
+                    continue;
+                }
+                if let Some(Some(reply)) = stopping.take() {
+                    let _ = reply.send(Ok(()));
+                }
+                return;
+            }
+        }
+    }
+
+    fn poison(&mut self, e: &Error) {
+        if self.poisoned.is_none() {
+            tracing::error!(error = %e, "write or sync failed; the shard refuses writes until restart");
+            self.poisoned = Some(e.to_string());
+            self.shared.poisoned.set(true);
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        match &self.poisoned {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&mut self, r: Request) {
+        match r {
+            Request::WriteChunk { buf, reply } => self.write_chunk(buf, reply),
+            Request::Commit(mut c, reply) => {
+                if let Err(e) = self.check_writable() {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                // Tails too big to copy are written now, like any chunk.
+                if let Some(tail) = c.tail.take_if(|t| t.len > INLINE_DATA_BYTES_MAX) {
+                    let len = tail.len;
+                    match self.issue_data_write(tail, None) {
+                        Ok(extent) => {
+                            debug_assert_eq!(extent.len, len as u64);
+                            push_extent(&mut c.extents, extent);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                self.queue.push_back(Queued::Commit(c, reply));
+            }
+            Request::Delete(d, reply) => match self.check_writable() {
+                Ok(()) => self.queue.push_back(Queued::Delete(d, reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::PutBucket {
+                name,
+                change,
+                reply,
+            } => match self.check_writable() {
+                Ok(()) => self.queue.push_back(Queued::Bucket(name, change, reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::Get {
+                bucket,
+                key,
+                version,
+                reply,
+            } => {
+                let _ = reply.send(self.get(&bucket, &key, version));
+            }
+            Request::Versions { bucket, key, reply } => {
+                let _ = reply.send(Ok(self.index.versions(&bucket, &key).to_vec()));
+            }
+            Request::List {
+                bucket,
+                query,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.index.list(&bucket, &query)));
+            }
+            Request::Replica { name, state, reply } => {
+                let mut t = self.buckets().borrow_mut();
+                match state {
+                    Some(s) => t.insert(name, s),
+                    None => t.remove(&name),
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Request::Freeze {
+                name,
+                frozen,
+                reply,
+            } => {
+                self.buckets().borrow_mut().set_frozen(&name, frozen);
+                let _ = reply.send(Ok(self.index.has_keys(&name)));
+            }
+            Request::OwnedBucket { name, reply } => {
+                let _ = reply.send(Ok(self.index.owned_buckets().get(&name).cloned()));
+            }
+            Request::Stats(reply) => {
+                let (objects, key_bytes) = self.index.stats();
+                let _ = reply.send(Ok(super::ShardStats {
+                    objects,
+                    key_bytes,
+                    fallback_segments: self.log.fallback_segments,
+                }));
+            }
+            Request::Shutdown(_) => unreachable!("handled by run"),
+        }
+    }
+
+    fn get(&self, bucket: &str, key: &str, version: Option<VersionId>) -> Result<Version, Error> {
+        match version {
+            None => match self.index.current(bucket, key) {
+                Some(v) if v.delete_marker => Err(Error::DeleteMarker(v.id)),
+                Some(v) => Ok(v.clone()),
+                None => Err(Error::NoSuchKey),
+            },
+            Some(id) => match self.index.version(bucket, key, id) {
+                Some(v) if v.delete_marker => Err(Error::MethodNotAllowed(v.id)),
+                Some(v) => Ok(v.clone()),
+                None => Err(Error::NoSuchVersion),
+            },
+        }
+    }
+
+    fn write_chunk(&mut self, chunk: super::Chunk, reply: Reply<(Extent, AlignedBuf)>) {
+        if let Err(e) = self.check_writable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let slot: Rc<RefCell<Option<(Extent, AlignedBuf)>>> = Rc::default();
+        let slot2 = slot.clone();
+        let then = Box::new(move |r: Result<(), Error>| {
+            let _ =
+                reply.send(r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown)));
+        });
+        if let Err(e) = self.issue_data_write(chunk, Some((slot, then))) {
+            tracing::debug!(error = %e, "chunk write refused");
+        }
+    }
+
+    /// Stamps a data record header into `chunk` and writes it at a freshly
+    /// allocated offset. `give_back` receives the buffer back on completion.
+    #[allow(clippy::type_complexity)]
+    fn issue_data_write(
+        &mut self,
+        chunk: super::Chunk,
+        give_back: Option<(
+            Rc<RefCell<Option<(Extent, AlignedBuf)>>>,
+            Box<dyn FnOnce(Result<(), Error>)>,
+        )>,
+    ) -> Result<Extent, Error> {
+        let super::Chunk { mut buf, len, hash } = chunk;
+        let seq = self.log.next_seq();
+        let total = RECORD_HEADER_BYTES + len;
+        let alloc = match self.log.alloc(total as u64) {
+            Ok(a) => a,
+            Err(e) => {
+                self.poison(&e);
+                if let Some((_, then)) = give_back {
+                    then(Err(Error::Poisoned(e.to_string())));
+                }
+                return Err(e);
+            }
+        };
+        stamp_data_header(&mut buf, len, hash, seq, alloc.segment);
+        buf.set_len(align_up(total as u64) as usize);
+        buf.zero(total, buf.len());
+        let extent = Extent {
+            segment: alloc.segment,
+            offset: alloc.offset,
+            len: len as u64,
+        };
+        self.bytes_since_checkpoint += total as u64;
+        let ticket = self.ticket();
+        let file = alloc.file;
+        let (slot, then) = match give_back {
+            Some((slot, then)) => (Some(slot), Some(then)),
+            None => (None, None),
+        };
+        self.writes.push(Box::pin(async move {
+            let BufResult(r, buf) = (&file).write_at(buf, alloc.offset).await;
+            let r = check_full_write(r, buf.len());
+            if let Some(slot) = slot {
+                *slot.borrow_mut() = Some((extent, buf));
+            }
+            (ticket, r, then)
+        }));
+        Ok(extent)
+    }
+
+    fn ticket(&mut self) -> u64 {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.in_flight.insert(t);
+        t
+    }
+
+    /// Moves the pipeline forward: start a sync when a group's writes are
+    /// done, form the next group when none is in flight.
+    fn advance(&mut self) {
+        if self.group.is_none() && !self.queue.is_empty() {
+            self.form_group();
+        }
+        if let Some(g) = &self.group
+            && self.sync.is_none()
+            && self.in_flight.first().is_none_or(|t| *t > g.last_ticket)
+        {
+            self.start_sync();
+        }
+    }
+
+    fn start_sync(&mut self) {
+        let files = self.log.take_dirty();
+        let durable = self.durability == Durability::Strict;
+        self.sync = Some(Box::pin(async move {
+            if durable {
+                let syncs = files.iter().map(|f| f.sync_data());
+                for r in futures_util::future::join_all(syncs).await {
+                    r?;
+                }
+            }
+            Ok(())
+        }));
+    }
+
+    fn finish_group(&mut self, r: Result<(), Error>) {
+        self.sync = None;
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        if let Err(e) = &r {
+            self.poison(e);
+        }
+        let failure = self.poisoned.clone();
+        if failure.is_none() {
+            for op in &group.ops {
+                self.index.apply(op);
+            }
+        }
+        for d in group.done {
+            let err = || Error::Poisoned(failure.clone().unwrap_or_default());
+            match d {
+                Done::Commit(reply, o) => {
+                    let _ = reply.send(if failure.is_none() { Ok(o) } else { Err(err()) });
+                }
+                Done::Delete(reply, o) => {
+                    let _ = reply.send(if failure.is_none() { Ok(o) } else { Err(err()) });
+                }
+                Done::Bucket(reply, name, state) => {
+                    if failure.is_some() {
+                        let _ = reply.send(Err(err()));
+                    } else {
+                        super::broadcast_replica(&self.shared, name, state, reply);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes queued changes into one group: checks their conditions against
+    /// the committed index, encodes their records, and issues the write.
+    /// A key already changed in this group waits for the next one, so each
+    /// group sees every earlier change applied.
+    fn form_group(&mut self) {
+        let first = self.queue.front().map_or(0, estimate);
+        if let Err(e) = self.log.ensure_room(first as u64) {
+            self.poison(&e);
+        }
+        let mut batch = Batch::new(self.log.position(), self.log.remaining());
+        let mut touched: HashSet<(String, String)> = HashSet::new();
+        let mut deferred = VecDeque::new();
+        let mut done = Vec::new();
+        let mut ops = Vec::new();
+        while let Some(q) = self.queue.pop_front() {
+            let id = match &q {
+                Queued::Commit(c, _) => (c.bucket.clone(), c.key.clone()),
+                Queued::Delete(d, _) => (d.bucket.clone(), d.key.clone()),
+                Queued::Bucket(n, _, _) => (n.clone(), String::new()),
+            };
+            if touched.contains(&id) || batch.used + estimate(&q) > batch.limit {
+                deferred.push_back(q);
+                continue;
+            }
+            if let Err(e) = self.check_writable() {
+                fail_queued(q, e);
+                continue;
+            }
+            let planned = match q {
+                Queued::Commit(c, reply) => self
+                    .plan_commit(*c, &mut batch, reply)
+                    .map(|(op, reply, o)| (op, Done::Commit(reply, o))),
+                Queued::Delete(d, reply) => self
+                    .plan_delete(d, reply)
+                    .map(|(op, reply, o)| (op, Done::Delete(reply, o))),
+                Queued::Bucket(name, change, reply) => self.plan_bucket(name, change, reply),
+            };
+            match planned {
+                Some((Some(op), d)) => {
+                    touched.insert(id);
+                    batch.push_meta(&mut self.log, &op);
+                    ops.push(op);
+                    done.push(d);
+                }
+                Some((None, d)) => done.push(d),
+                None => {}
+            }
+        }
+        self.queue = deferred;
+        let last_ticket = if ops.is_empty() {
+            None
+        } else {
+            match self.write_batch(batch) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.poison(&e);
+                    None
+                }
+            }
+        };
+        self.group = Some(Group {
+            last_ticket: last_ticket.unwrap_or(0),
+            ops,
+            done,
+        });
+        if last_ticket.is_none() {
+            // Nothing was written: answer now (errors carry the poison).
+            let r = match &self.poisoned {
+                Some(why) => Err(Error::Poisoned(why.clone())),
+                None => Ok(()),
+            };
+            self.finish_group(r);
+        }
+    }
+
+    fn write_batch(&mut self, batch: Batch) -> Result<u64, Error> {
+        let Batch {
+            mut buf, used, at, ..
+        } = batch;
+        let alloc = self.log.alloc(used as u64)?;
+        assert_eq!(
+            (alloc.segment, alloc.offset),
+            at,
+            "nothing allocates while a group forms"
+        );
+        buf.set_len(align_up(used as u64) as usize);
+        self.bytes_since_checkpoint += used as u64;
+        let ticket = self.ticket();
+        let file = alloc.file;
+        let offset = alloc.offset;
+        self.writes.push(Box::pin(async move {
+            let BufResult(r, buf) = (&file).write_at(buf, offset).await;
+            (ticket, check_full_write(r, buf.len()), None)
+        }));
+        Ok(ticket)
+    }
+
+    /// Checks a commit's bucket and condition and builds its version; on
+    /// failure answers the client and returns None.
+    #[allow(clippy::type_complexity)]
+    fn plan_commit(
+        &mut self,
+        c: Commit,
+        batch: &mut Batch,
+        reply: Reply<CommitOutcome>,
+    ) -> Option<(Option<MetaOp>, Reply<CommitOutcome>, CommitOutcome)> {
+        let Commit {
+            bucket,
+            key,
+            mut extents,
+            tail,
+            size,
+            etag,
+            meta,
+            condition,
+            now_ms,
+        } = c;
+        let refuse = |reply: Reply<CommitOutcome>, e| {
+            let _ = reply.send(Err(e));
+            None
+        };
+        let versioning = {
+            let t = self.buckets().borrow();
+            match t.get(&bucket) {
+                None => return refuse(reply, Error::NoSuchBucket),
+                Some(b) if b.frozen => return refuse(reply, Error::OperationAborted),
+                Some(b) => b.state.versioning,
+            }
+        };
+        let current = self
+            .index
+            .current(&bucket, &key)
+            .filter(|v| !v.delete_marker);
+        let verdict = match condition {
+            Condition::None => Ok(()),
+            Condition::IfNoneMatchStar if current.is_some() => Err(Error::PreconditionFailed),
+            Condition::IfNoneMatchStar => Ok(()),
+            Condition::IfMatch(want) => match current {
+                None => Err(Error::NoSuchKey),
+                Some(v) if !super::etag_matches(&want, &v.etag) => Err(Error::PreconditionFailed),
+                Some(_) => Ok(()),
+            },
+        };
+        if let Err(e) = verdict {
+            return refuse(reply, e);
+        }
+        if let Some(tail) = tail {
+            push_extent(&mut extents, batch.push_data(&mut self.log, &tail));
+        }
+        let id = match versioning {
+            Versioning::Enabled => VersionId::generate(now_nanos()),
+            Versioning::Unversioned | Versioning::Suspended => VersionId::NULL,
+        };
+        let version = Version {
+            id,
+            seq: self.log.next_seq(),
+            mtime_ms: now_ms,
+            size,
+            etag,
+            delete_marker: false,
+            extents: extents.into_boxed_slice(),
+            meta: Box::new(meta),
+        };
+        let outcome = CommitOutcome {
+            version_id: id,
+            versioned: versioning != Versioning::Unversioned,
+            mtime_ms: now_ms,
+        };
+        Some((
+            Some(MetaOp::PutVersion {
+                bucket,
+                key,
+                version,
+            }),
+            reply,
+            outcome,
+        ))
+    }
+
+    /// Checks a bucket change against this shard's authoritative copy of
+    /// the buckets it owns (creation is atomic here: one owner per name).
+    fn plan_bucket(
+        &mut self,
+        name: String,
+        change: BucketChange,
+        reply: Reply<()>,
+    ) -> Option<(Option<MetaOp>, Done)> {
+        let existing = self.index.owned_buckets().get(&name);
+        let refuse = |e| {
+            let _ = reply.send(Err(e));
+            None
+        };
+        let op = match change {
+            BucketChange::Create(state) => match existing {
+                Some(b) if b.owner == state.owner => return refuse(Error::BucketAlreadyOwnedByYou),
+                Some(_) => return refuse(Error::BucketAlreadyExists),
+                None => MetaOp::PutBucket {
+                    name: name.clone(),
+                    state,
+                },
+            },
+            BucketChange::Update(state) => match existing {
+                None => return refuse(Error::NoSuchBucket),
+                Some(_) => MetaOp::PutBucket {
+                    name: name.clone(),
+                    state,
+                },
+            },
+            BucketChange::Delete => match existing {
+                None => return refuse(Error::NoSuchBucket),
+                Some(_) => MetaOp::DeleteBucket { name: name.clone() },
+            },
+        };
+        let state = match &op {
+            MetaOp::PutBucket { state, .. } => Some(state.clone()),
+            _ => None,
+        };
+        Some((Some(op), Done::Bucket(reply, name, state)))
+    }
+
+    /// Works out what a DeleteObject does in the bucket's versioning state
+    /// (AWS "Deleting object versions"): remove a version for good, add a
+    /// delete marker, or replace the null version with a null marker.
+    #[allow(clippy::type_complexity)]
+    fn plan_delete(
+        &mut self,
+        d: DeleteReq,
+        reply: Reply<DeleteOutcome>,
+    ) -> Option<(Option<MetaOp>, Reply<DeleteOutcome>, DeleteOutcome)> {
+        let versioning = match self.buckets().borrow().get(&d.bucket) {
+            None => {
+                let _ = reply.send(Err(Error::NoSuchBucket));
+                return None;
+            }
+            Some(b) => b.state.versioning,
+        };
+        let DeleteReq {
+            bucket,
+            key,
+            version,
+            now_ms,
+        } = d;
+        if let Some(id) = version {
+            let Some(v) = self.index.version(&bucket, &key, id) else {
+                return Some((
+                    None,
+                    reply,
+                    DeleteOutcome {
+                        delete_marker: false,
+                        version_id: Some(id),
+                    },
+                ));
+            };
+            let outcome = DeleteOutcome {
+                delete_marker: v.delete_marker,
+                version_id: Some(id),
+            };
+            return Some((
+                Some(MetaOp::DeleteVersion { bucket, key, id }),
+                reply,
+                outcome,
+            ));
+        }
+        if versioning == Versioning::Unversioned {
+            let outcome = DeleteOutcome {
+                delete_marker: false,
+                version_id: None,
+            };
+            if self.index.version(&bucket, &key, VersionId::NULL).is_none() {
+                return Some((None, reply, outcome));
+            }
+            return Some((
+                Some(MetaOp::DeleteVersion {
+                    bucket,
+                    key,
+                    id: VersionId::NULL,
+                }),
+                reply,
+                outcome,
+            ));
+        }
+        let id = if versioning == Versioning::Enabled {
+            VersionId::generate(now_nanos())
+        } else {
+            VersionId::NULL
+        };
+        let version = Version {
+            id,
+            seq: self.log.next_seq(),
+            mtime_ms: now_ms,
+            size: 0,
+            etag: Default::default(),
+            delete_marker: true,
+            extents: Box::new([]),
+            meta: Box::default(),
+        };
+        let outcome = DeleteOutcome {
+            delete_marker: true,
+            version_id: Some(id),
+        };
+        Some((
+            Some(MetaOp::PutVersion {
+                bucket,
+                key,
+                version,
+            }),
+            reply,
+            outcome,
+        ))
+    }
+
+    /// Writes a checkpoint now (at start-up, so replay starts past any torn
+    /// tail of the previous run).
+    pub fn force_checkpoint(&mut self) {
+        self.bytes_since_checkpoint = self.bytes_since_checkpoint.max(1);
+        self.start_checkpoint();
+    }
+
+    fn maybe_checkpoint(&mut self) {
+        let due_bytes = self.bytes_since_checkpoint >= self.shared.config.checkpoint_bytes;
+        let due_time = self.bytes_since_checkpoint > 0
+            && self.last_checkpoint.elapsed().as_millis() as u64
+                >= self.shared.config.checkpoint_interval_ms;
+        if (due_bytes || due_time)
+            && self.checkpoint.is_none()
+            && self.group.is_none()
+            && self.poisoned.is_none()
+        {
+            self.start_checkpoint();
+        }
+    }
+
+    /// Snapshots the index (between groups, so it matches the log up to the
+    /// current position) and writes it on a blocking thread.
+    fn start_checkpoint(&mut self) {
+        if self.group.is_some() || self.bytes_since_checkpoint == 0 {
+            return;
+        }
+        let (segment, offset) = self.log.position();
+        let pos = super::index::checkpoint::Position {
+            next_seq: self.log.peek_seq(),
+            segment,
+            offset,
+        };
+        let bytes = super::index::checkpoint::encode(self.shared.shard, pos, &self.index);
+        let dir = self.log.dir().to_path_buf();
+        self.bytes_since_checkpoint = 0;
+        self.last_checkpoint = std::time::Instant::now();
+        let task = compio::runtime::spawn_blocking(move || {
+            super::index::checkpoint::write(&dir, pos.next_seq, &bytes)
+        });
+        self.checkpoint = Some(Box::pin(async move {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "checkpoint write failed; will retry"),
+                Err(_) => tracing::error!("checkpoint task panicked"),
+            }
+        }));
+    }
+}
+
+fn fail_queued(q: Queued, e: Error) {
+    match q {
+        Queued::Commit(_, r) => drop(r.send(Err(e))),
+        Queued::Delete(_, r) => drop(r.send(Err(e))),
+        Queued::Bucket(_, _, r) => drop(r.send(Err(e))),
+    }
+}
+
+/// An upper bound of the bytes a queued change adds to a group.
+fn estimate(q: &Queued) -> usize {
+    const SLACK: usize = 1024;
+    match q {
+        Queued::Commit(c, _) => {
+            let data = c.tail.as_ref().map_or(0, |t| packed_len(t.len));
+            data + packed_len(
+                c.bucket.len()
+                    + c.key.len()
+                    + c.meta.approx_encoded_len()
+                    + c.extents.len() * 40
+                    + SLACK,
+            )
+        }
+        Queued::Delete(d, _) => packed_len(d.bucket.len() + d.key.len() + SLACK),
+        Queued::Bucket(n, c, _) => {
+            let state = match c {
+                BucketChange::Create(s) | BucketChange::Update(s) => Some(s),
+                BucketChange::Delete => None,
+            };
+            let configs: usize = state
+                .iter()
+                .flat_map(|s| s.configs.iter())
+                .map(|(k, v)| k.len() + v.len() + 16)
+                .sum();
+            packed_len(n.len() + configs + SLACK)
+        }
+    }
+}
+
+fn check_full_write(r: std::io::Result<usize>, want: usize) -> Result<(), Error> {
+    match r {
+        Ok(n) if n == want => Ok(()),
+        Ok(n) => Err(Error::Io(std::io::Error::other(format!(
+            "short write: {n} of {want} bytes"
+        )))),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Appends an extent, merging it into the previous run when it continues it.
+pub fn push_extent(extents: &mut Vec<Extent>, e: Extent) {
+    use super::segment::format::{CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES};
+    if let Some(last) = extents.last_mut()
+        && last.segment == e.segment
+        && last.len % CHUNK_PAYLOAD_BYTES == 0
+        && last.offset + (last.len / CHUNK_PAYLOAD_BYTES) * CHUNK_STRIDE_BYTES == e.offset
+    {
+        last.len += e.len;
+        return;
+    }
+    extents.push(e);
+}
+
+/// A group-commit buffer being filled with packed records at a fixed log
+/// position (allocated when it is written; nothing allocates in between).
+struct Batch {
+    buf: AlignedBuf,
+    used: usize,
+    limit: usize,
+    at: (super::types::SegmentId, u64),
+}
+
+impl Batch {
+    fn new(at: (super::types::SegmentId, u64), remaining: u64) -> Self {
+        let limit = (remaining as usize).min(BATCH_BYTES_MAX);
+        Self {
+            buf: AlignedBuf::new(BATCH_BYTES_MAX),
+            used: 0,
+            limit,
+            at,
+        }
+    }
+
+    /// Reserves room for a record of `payload` bytes: (segment, offset in
+    /// segment, offset in buffer).
+    fn place(&mut self, payload: usize) -> (super::types::SegmentId, u64, usize) {
+        let need = packed_len(payload);
+        let at = self.used;
+        self.used += need;
+        assert!(self.used <= self.limit, "group estimate was too small");
+        (self.at.0, self.at.1 + at as u64, at)
+    }
+
+    fn push_data(&mut self, log: &mut Log, chunk: &super::Chunk) -> Extent {
+        let (segment, offset, at) = self.place(chunk.len);
+        let seq = log.next_seq();
+        let payload = &chunk.buf.as_slice()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + chunk.len];
+        let full = self.buf.full_mut();
+        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + chunk.len]
+            .copy_from_slice(payload);
+        RecordHeader {
+            kind: RecordKind::Data,
+            payload_len: chunk.len as u32,
+            segment_low: segment.0 as u32,
+            seq,
+            payload_hash: chunk.hash,
+        }
+        .encode(&mut full[at..at + RECORD_HEADER_BYTES]);
+        Extent {
+            segment,
+            offset,
+            len: chunk.len as u64,
+        }
+    }
+
+    fn push_meta(&mut self, log: &mut Log, op: &MetaOp) {
+        let payload = op.encode();
+        let (segment, _, at) = self.place(payload.len());
+        let seq = match op {
+            MetaOp::PutVersion { version, .. } => version.seq,
+            _ => log.next_seq(),
+        };
+        let full = self.buf.full_mut();
+        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + payload.len()]
+            .copy_from_slice(&payload);
+        RecordHeader {
+            kind: RecordKind::Meta,
+            payload_len: payload.len() as u32,
+            segment_low: segment.0 as u32,
+            seq,
+            payload_hash: super::segment::format::payload_hash(&payload),
+        }
+        .encode(&mut full[at..at + RECORD_HEADER_BYTES]);
+    }
+}

@@ -1,0 +1,175 @@
+//! One connection: read a head, hand the request to `s3`, write the answer,
+//! repeat while keep-alive holds. Memory per connection is bounded: one
+//! head buffer plus the chunk buffers of the request in flight.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use compio::BufResult;
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::net::TcpStream;
+
+use super::Error;
+use super::head::{self, Head};
+use crate::runtime::Ctx;
+
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, cap: usize) -> Self {
+        let peer = stream.peer_addr().ok();
+        Self {
+            stream,
+            buf: Vec::with_capacity(cap),
+            start: 0,
+            peer,
+        }
+    }
+
+    /// Bytes received but not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.start = 0;
+            self.buf.clear();
+        }
+    }
+
+    /// Reads more bytes into the buffer (compacting it first); Ok(0) at EOF.
+    pub async fn fill(&mut self, timeout: Duration) -> Result<usize, Error> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let cap = self.buf.capacity();
+        if self.buf.len() == cap {
+            return Err(Error::HeadTooLarge);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let at = buf.len();
+        let read = self.stream.read(buf.slice(at..cap));
+        let BufResult(r, slice) = compio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| Error::Timeout)?;
+        self.buf = slice.into_inner();
+        Ok(r?)
+    }
+
+    /// Reads the next request head; None when the client closed cleanly.
+    pub async fn read_head(
+        &mut self,
+        ctx: &Ctx,
+        first_wait: Duration,
+    ) -> Result<Option<Head>, Error> {
+        let cfg = &ctx.config;
+        let mut wait = first_wait;
+        loop {
+            if !self.buffered().is_empty() {
+                let limit = self.buffered().len().min(cfg.header_bytes_max);
+                match head::parse(&self.buffered()[..limit], cfg.header_count_max)? {
+                    Some((h, n)) => {
+                        self.consume(n);
+                        return Ok(Some(h));
+                    }
+                    None if self.buffered().len() >= cfg.header_bytes_max => {
+                        return Err(Error::HeadTooLarge);
+                    }
+                    None => {}
+                }
+            }
+            let n = self.fill(wait).await?;
+            if n == 0 {
+                return if self.buffered().is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Error::Closed)
+                };
+            }
+            wait = Duration::from_millis(cfg.header_read_timeout_ms);
+        }
+    }
+
+    pub async fn write_all(&mut self, data: Vec<u8>) -> Result<(), Error> {
+        let BufResult(r, _) = self.stream.write_all(data).await;
+        r.map_err(Error::Io)
+    }
+
+    /// Writes `[range]` of an owned buffer, returning the buffer.
+    pub async fn write_range<B: IoBuf>(
+        &mut self,
+        buf: B,
+        range: std::ops::Range<usize>,
+    ) -> (Result<(), Error>, B) {
+        let BufResult(r, slice) = self.stream.write_all(buf.slice(range)).await;
+        (r.map_err(Error::Io), slice.into_inner())
+    }
+
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.stream.flush().await.map_err(Error::Io)
+    }
+}
+
+/// Accepts connections on this core until told to stop.
+pub async fn accept_loop(
+    listener: compio::net::TcpListener,
+    ctx: Rc<Ctx>,
+    stop: flume::Receiver<()>,
+) {
+    loop {
+        let accepted =
+            futures_util::future::select(Box::pin(listener.accept()), Box::pin(stop.recv_async()))
+                .await;
+        let (stream, _) = match accepted {
+            futures_util::future::Either::Left((Ok(s), _)) => s,
+            futures_util::future::Either::Left((Err(e), _)) => {
+                tracing::warn!(error = %e, "accept failed");
+                compio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            futures_util::future::Either::Right(_) => return,
+        };
+        let open = ctx.health.connections.fetch_add(1, Ordering::SeqCst);
+        if open >= ctx.config.connections_max {
+            ctx.health.connections.fetch_sub(1, Ordering::SeqCst);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        compio::runtime::spawn(async move {
+            serve(stream, &ctx).await;
+            ctx.health.connections.fetch_sub(1, Ordering::SeqCst);
+        })
+        .detach();
+    }
+}
+
+async fn serve(stream: TcpStream, ctx: &Ctx) {
+    let mut conn = Conn::new(stream, ctx.config.header_bytes_max + 4096);
+    let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
+    loop {
+        let head = match conn.read_head(ctx, idle).await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(Error::Timeout) | Err(Error::Closed) | Err(Error::Io(_)) => return,
+            Err(e) => {
+                let _ = crate::s3::reject_unparsed(&mut conn, &e).await;
+                return;
+            }
+        };
+        let keep = crate::s3::handle(ctx, &mut conn, head).await;
+        if !keep || ctx.health.draining.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}

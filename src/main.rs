@@ -1,0 +1,42 @@
+//! `kaligon`: argv → Config → run.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kaligon::config::{Config, ServeArgs};
+
+#[derive(Parser)]
+#[command(name = "kaligon", version, about = "S3-compatible object storage node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KALIGON_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => Config::load(&args)
+            .map_err(|e| e.to_string())
+            .and_then(|c| kaligon::serve(c).map_err(|e| e.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kaligon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! ListObjects (v1) and ListObjectsV2: prefix, delimiter, pagination and
+//! `encoding-type=url` exactly as AWS shapes them (FIELD_NOTES B7).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+
+use super::Req;
+use super::error::{S3Error, S3ErrorCode};
+use super::xml::{Xml, iso8601, url_encode};
+use crate::engine::index::map::after_prefix;
+use crate::engine::{ListEntry, ListQuery};
+use crate::http::response::Response;
+
+fn invalid(msg: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, msg)
+}
+
+pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Error> {
+    let h = &req.head;
+    let engine = &req.ctx.engine;
+    if engine.bucket(req.bucket()).is_none() {
+        return Err(S3ErrorCode::NoSuchBucket.into());
+    }
+    let prefix = h.query_param("prefix").unwrap_or_default();
+    let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
+    let url = match h.query_param("encoding-type").as_deref() {
+        None => false,
+        Some("url") => true,
+        Some(_) => return Err(invalid("Invalid Encoding Method specified in Request")),
+    };
+    let max_keys = match h.query_param("max-keys") {
+        None => req.ctx.config.list_keys_max,
+        Some(m) => m
+            .parse::<i64>()
+            .map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?
+            .max(0) as usize,
+    }
+    .min(req.ctx.config.list_keys_max);
+    let token = h.query_param("continuation-token");
+    let start_after = h.query_param("start-after");
+    let marker = h.query_param("marker");
+    let after: Vec<u8> = if v2 {
+        match &token {
+            Some(t) => TOKEN
+                .decode(t)
+                .map_err(|_| invalid("The continuation token provided is incorrect"))?,
+            None => start_after.clone().unwrap_or_default().into_bytes(),
+        }
+    } else {
+        marker.clone().unwrap_or_default().into_bytes()
+    };
+    let (entries, truncated) = if max_keys == 0 {
+        (Vec::new(), false)
+    } else {
+        let query = ListQuery {
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            after,
+            limit: max_keys,
+        };
+        engine.list(req.bucket(), query).await?
+    };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let mut x = Xml::new("ListBucketResult");
+    x.elem("Name", req.bucket()).elem("Prefix", &enc(&prefix));
+    if v2 {
+        if let Some(t) = &token {
+            x.elem("ContinuationToken", t);
+        }
+        if let Some(s) = &start_after {
+            x.elem("StartAfter", &enc(s));
+        }
+        let key_count = entries.len().to_string();
+        x.elem("KeyCount", &key_count);
+    } else {
+        x.elem("Marker", &enc(marker.as_deref().unwrap_or("")));
+    }
+    x.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = &delimiter {
+        x.elem("Delimiter", &enc(d));
+    }
+    if url {
+        x.elem("EncodingType", "url");
+    }
+    x.elem("IsTruncated", if truncated { "true" } else { "false" });
+    if truncated && let Some(last) = entries.last() {
+        let next = match last {
+            ListEntry::Prefix(p) => after_prefix(p),
+            ListEntry::Object(o) => o.key.as_bytes().to_vec(),
+        };
+        if v2 {
+            x.elem("NextContinuationToken", &TOKEN.encode(next));
+        } else if delimiter.is_some() {
+            // V1 sends NextMarker only with a delimiter (AWS ListObjects).
+            x.elem("NextMarker", &enc(last.name()));
+        }
+    }
+    let fetch_owner = !v2 || h.query_param("fetch-owner").as_deref() == Some("true");
+    for e in &entries {
+        if let ListEntry::Object(o) = e {
+            x.open("Contents")
+                .elem("Key", &enc(&o.key))
+                .elem("LastModified", &iso8601(o.mtime_ms))
+                .elem("ETag", &o.etag.to_string())
+                .elem("Size", &o.size.to_string())
+                .elem(
+                    "StorageClass",
+                    o.storage_class.as_deref().unwrap_or("STANDARD"),
+                );
+            if fetch_owner {
+                x.open("Owner")
+                    .elem("ID", &req.user)
+                    .elem("DisplayName", &req.user)
+                    .close("Owner");
+            }
+            x.close("Contents");
+        }
+    }
+    for e in &entries {
+        if let ListEntry::Prefix(p) = e {
+            x.open("CommonPrefixes")
+                .elem("Prefix", &enc(p))
+                .close("CommonPrefixes");
+        }
+    }
+    Ok(Response::xml(200, x.finish("ListBucketResult")))
+}

@@ -1,0 +1,241 @@
+//! Which S3 operation a request is: from the method, the bucket and key (path
+//! style, or virtual-hosted style under `--domain`), and the sub-resource
+//! query parameters.
+
+use super::error::{S3Error, S3ErrorCode};
+use crate::http::head::{Head, decode};
+
+/// Every operation the node recognises. Those not built yet answer 501.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    ListBuckets,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    PutBucketVersioning,
+    ListObjects,
+    ListObjectsV2,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    /// Recognised but not implemented: answers 501 NotImplemented.
+    NotImplemented(&'static str),
+}
+
+/// Sub-resources whose presence selects a different operation; any we do
+/// not implement makes the request a 501 rather than a silent success.
+const BUCKET_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "tagging",
+    "website",
+    "versions",
+    "uploads",
+    "session",
+];
+const OBJECT_SUBRESOURCES: &[&str] = &[
+    "acl",
+    "attributes",
+    "legal-hold",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploads",
+    "uploadId",
+    "partNumber",
+];
+
+pub struct Target {
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub virtual_host: bool,
+}
+
+/// Splits the request into bucket and key.
+pub fn target(head: &Head, domain: Option<&str>) -> Target {
+    let host = head
+        .header("host")
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    if let (Some(domain), Some(host)) = (domain, host.as_deref())
+        && let Some(bucket) = host.strip_suffix(domain).and_then(|b| b.strip_suffix('.'))
+        && !bucket.is_empty()
+    {
+        let key = decode(head.path.trim_start_matches('/'));
+        let key = (!key.is_empty()).then_some(key);
+        return Target {
+            bucket: Some(bucket.to_string()),
+            key,
+            virtual_host: true,
+        };
+    }
+    let path = head.path.strip_prefix('/').unwrap_or(&head.path);
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    let bucket = decode(bucket);
+    let key = key.map(decode).filter(|k| !k.is_empty());
+    Target {
+        bucket: (!bucket.is_empty()).then_some(bucket),
+        key,
+        virtual_host: false,
+    }
+}
+
+pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
+    let m = head.method.as_str();
+    let Some(_) = &t.bucket else {
+        return match m {
+            "GET" => Ok(Op::ListBuckets),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
+    };
+    if t.key.is_none() {
+        if m == "GET" && head.has_query("location") {
+            return Ok(Op::GetBucketLocation);
+        }
+        if head.has_query("versioning") {
+            return match m {
+                "GET" => Ok(Op::GetBucketVersioning),
+                "PUT" => Ok(Op::PutBucketVersioning),
+                _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+            };
+        }
+        if m == "POST" && head.has_query("delete") {
+            return Ok(Op::DeleteObjects);
+        }
+        if let Some(sub) = BUCKET_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
+            return Ok(Op::NotImplemented(sub));
+        }
+        return match m {
+            "GET" if head.query_param("list-type").as_deref() == Some("2") => Ok(Op::ListObjectsV2),
+            "GET" => Ok(Op::ListObjects),
+            "PUT" => Ok(Op::CreateBucket),
+            "HEAD" => Ok(Op::HeadBucket),
+            "DELETE" => Ok(Op::DeleteBucket),
+            "POST" => Ok(Op::NotImplemented("PostObject")),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
+    }
+    if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
+        // GET/HEAD ?partNumber without uploadId reads one part of a multipart object.
+        if !(*sub == "partNumber" && matches!(m, "GET" | "HEAD")) {
+            return Ok(Op::NotImplemented(sub));
+        }
+    }
+    match m {
+        "PUT" if head.has_header("x-amz-copy-source") => Ok(Op::CopyObject),
+        "PUT" => Ok(Op::PutObject),
+        "GET" => Ok(Op::GetObject),
+        "HEAD" => Ok(Op::HeadObject),
+        "DELETE" => Ok(Op::DeleteObject),
+        _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+    }
+}
+
+/// AWS bucket naming rules ("Bucket naming rules", general purpose buckets).
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let ok_chars = b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-');
+    let ends_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    (3..=63).contains(&b.len())
+        && ok_chars
+        && ends_ok(b[0])
+        && ends_ok(b[b.len() - 1])
+        && !name.contains("..")
+        && !ip_like
+        && !name.starts_with("xn--")
+        && !name.starts_with("sthree-")
+        && !name.ends_with("-s3alias")
+        && !name.ends_with("--ol-s3")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: &str, target: &str, host: &str) -> Head {
+        let raw = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        crate::http::head::parse(raw.as_bytes(), 16)
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn path_and_virtual_host_style() {
+        let h = head("GET", "/b/a%20b/c", "localhost:9000");
+        let t = target(&h, None);
+        assert_eq!(
+            (t.bucket.as_deref(), t.key.as_deref()),
+            (Some("b"), Some("a b/c"))
+        );
+        let h = head("GET", "/k%2Bx", "bkt.s3.example.com");
+        let t = target(&h, Some("s3.example.com"));
+        assert_eq!(
+            (t.bucket.as_deref(), t.key.as_deref()),
+            (Some("bkt"), Some("k+x"))
+        );
+    }
+
+    #[test]
+    fn operations() {
+        let cases = [
+            ("GET", "/", Op::ListBuckets),
+            ("GET", "/b?list-type=2", Op::ListObjectsV2),
+            ("GET", "/b?lifecycle", Op::NotImplemented("lifecycle")),
+            ("PUT", "/b/k?tagging", Op::NotImplemented("tagging")),
+            ("POST", "/b?delete", Op::DeleteObjects),
+            ("DELETE", "/b/k", Op::DeleteObject),
+        ];
+        for (m, p, want) in cases {
+            let h = head(m, p, "h");
+            assert_eq!(op(&h, &target(&h, None)).unwrap(), want, "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn bucket_names() {
+        for good in ["abc", "my-bucket.1", "a1b"] {
+            assert!(valid_bucket_name(good), "{good}");
+        }
+        for bad in [
+            "ab",
+            "ABC",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+}
