@@ -87,15 +87,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
@@ -142,14 +136,9 @@ impl Config {
     pub fn load(args: &ServeArgs) -> Result<Self, Error> {
         let mut c = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| Error::Parse {
-                    path: path.clone(),
-                    source,
-                })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|source| Error::Parse { path: path.clone(), source })?
             }
             None => Config::default(),
         };
@@ -159,15 +148,7 @@ impl Config {
         macro_rules! flag {
             ($($f:ident),*) => { $( if let Some(v) = &args.$f { c.$f = v.clone(); } )* };
         }
-        flag!(
-            listen,
-            region,
-            shards,
-            durability,
-            segment_bytes,
-            checkpoint_interval_ms,
-            checkpoint_bytes
-        );
+        flag!(listen, region, shards, durability, segment_bytes, checkpoint_interval_ms, checkpoint_bytes);
         if args.users.is_some() {
             c.users = args.users.clone();
         }
@@ -180,18 +161,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), Error> {
         let min_segment = 4 * crate::engine::segment::format::CHUNK_STRIDE_BYTES;
-        if self.segment_bytes < min_segment || self.segment_bytes % 4096 != 0 {
-            return Err(Error::Invalid(format!(
-                "segment_bytes must be a multiple of 4096 and at least {min_segment}"
-            )));
+        if self.segment_bytes < min_segment || !self.segment_bytes.is_multiple_of(4096) {
+            return Err(Error::Invalid(format!("segment_bytes must be a multiple of 4096 and at least {min_segment}")));
         }
         if self.shards == 0 || self.shards > 1024 {
             return Err(Error::Invalid("shards must be between 1 and 1024".into()));
         }
         if self.data.is_empty() {
-            return Err(Error::Invalid(
-                "at least one data directory is needed".into(),
-            ));
+            return Err(Error::Invalid("at least one data directory is needed".into()));
         }
         Ok(())
     }
@@ -199,8 +176,6 @@ impl Config {
     /// The directory of each shard: shards are spread over the data
     /// directories round-robin.
     pub fn shard_dirs(&self) -> Vec<PathBuf> {
-        (0..self.shards)
-            .map(|i| self.data[i % self.data.len()].join(format!("shard-{i:03}")))
-            .collect()
+        (0..self.shards).map(|i| self.data[i % self.data.len()].join(format!("shard-{i:03}"))).collect()
     }
 }

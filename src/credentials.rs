@@ -15,10 +15,7 @@ pub enum Error {
     #[error("cannot read users file {path}: {why}")]
     UsersFile { path: String, why: String },
     #[error("cannot store generated credentials in {path}: {source}")]
-    Store {
-        path: String,
-        source: std::io::Error,
-    },
+    Store { path: String, source: std::io::Error },
 }
 
 #[derive(Deserialize)]
@@ -36,18 +33,12 @@ struct UserEntry {
 fn random_key(len: usize, alphabet: &[u8]) -> String {
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes
-        .iter()
-        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
-        .collect()
+    bytes.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect()
 }
 
 pub fn load(config: &Config) -> Result<Users, Error> {
     let mut users = Users::default();
-    match (
-        std::env::var("KALIGON_ACCESS_KEY"),
-        std::env::var("KALIGON_SECRET_KEY"),
-    ) {
+    match (std::env::var("KALIGON_ACCESS_KEY"), std::env::var("KALIGON_SECRET_KEY")) {
         (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => users.add(a, s),
         _ => {
             let (a, s) = stored_or_generated(config)?;
@@ -55,10 +46,7 @@ pub fn load(config: &Config) -> Result<Users, Error> {
         }
     }
     if let Some(path) = &config.users {
-        let err = |why: String| Error::UsersFile {
-            path: path.display().to_string(),
-            why,
-        };
+        let err = |why: String| Error::UsersFile { path: path.display().to_string(), why };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let file: UsersFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         for u in file.user {
@@ -71,38 +59,18 @@ pub fn load(config: &Config) -> Result<Users, Error> {
 fn stored_or_generated(config: &Config) -> Result<(String, String), Error> {
     let path = config.data[0].join("credentials.toml");
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(UserEntry {
-            access_key,
-            secret_key,
-        }) = toml::from_str::<UserEntry>(&text)
+        && let Ok(UserEntry { access_key, secret_key }) = toml::from_str::<UserEntry>(&text)
     {
         return Ok((access_key, secret_key));
     }
-    let access = format!(
-        "KLGN{}",
-        random_key(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-    );
-    let secret = random_key(
-        40,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-    );
-    let store = |source| Error::Store {
-        path: path.display().to_string(),
-        source,
-    };
+    let access = format!("KLGN{}", random_key(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
+    let secret = random_key(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+    let store = |source| Error::Store { path: path.display().to_string(), source };
     std::fs::create_dir_all(&config.data[0]).map_err(store)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(store)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(store)?;
     writeln!(f, "access_key = \"{access}\"\nsecret_key = \"{secret}\"").map_err(store)?;
     f.sync_all().map_err(store)?;
-    println!(
-        "kaligon: generated credentials (stored in {}):",
-        path.display()
-    );
+    println!("kaligon: generated credentials (stored in {}):", path.display());
     println!("  AWS_ACCESS_KEY_ID={access}");
     println!("  AWS_SECRET_ACCESS_KEY={secret}");
     Ok((access, secret))

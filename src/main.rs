@@ -20,17 +20,14 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KALIGON_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KALIGON_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => Config::load(&args)
-            .map_err(|e| e.to_string())
-            .and_then(|c| kaligon::serve(c).map_err(|e| e.to_string())),
+        Command::Serve(args) => {
+            Config::load(&args).map_err(|e| e.to_string()).and_then(|c| kaligon::serve(c).map_err(|e| e.to_string()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,40 +33,29 @@ fn size_for(seed: u64) -> usize {
 
 #[test]
 fn kill9_under_concurrent_writes_loses_nothing_acknowledged() {
-    let rounds: u64 = std::env::var("KALIGON_CRASH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(8);
+    let rounds: u64 = std::env::var("KALIGON_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8);
     let mut node = Node::start("crash", &["--checkpoint-bytes", "4000000"]);
     let rt = rt();
     let state: Arc<Mutex<HashMap<String, KeyState>>> = Arc::default();
-    rt.block_on(sdk(&node.endpoint()).create_bucket().bucket("c").send())
-        .unwrap();
+    rt.block_on(sdk(&node.endpoint()).create_bucket().bucket("crash").send()).unwrap();
     for round in 0..rounds {
         let c = sdk(&node.endpoint());
+        let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..6u64)
             .map(|w| {
                 let c = c.clone();
                 let state = state.clone();
+                let stop = stop.clone();
                 rt.spawn(async move {
                     for i in 0.. {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
                         let key = format!("k{}", (w * 7919 + i * 31 + round) % 97);
                         let seed = round << 40 | w << 32 | i;
-                        state
-                            .lock()
-                            .unwrap()
-                            .entry(key.clone())
-                            .or_default()
-                            .attempted
-                            .push(seed);
+                        state.lock().unwrap().entry(key.clone()).or_default().attempted.push(seed);
                         let body = bytes(seed, size_for(seed));
-                        let r = c
-                            .put_object()
-                            .bucket("c")
-                            .key(&key)
-                            .body(ByteStream::from(body))
-                            .send()
-                            .await;
+                        let r = c.put_object().bucket("crash").key(&key).body(ByteStream::from(body)).send().await;
                         if r.is_err() {
                             return;
                         }
@@ -76,7 +66,10 @@ fn kill9_under_concurrent_writes_loses_nothing_acknowledged() {
             .collect();
         let wait_ms = 150 + (round * 7919) % 900;
         std::thread::sleep(Duration::from_millis(wait_ms));
-        node.crash_and_restart();
+        // Kill first, so writes are cut mid-flight; then stop the writers.
+        node.kill9();
+        stop.store(true, Ordering::SeqCst);
+        node.start_again();
         for w in writers {
             let _ = rt.block_on(w);
         }
@@ -84,19 +77,12 @@ fn kill9_under_concurrent_writes_loses_nothing_acknowledged() {
         let snapshot = state.lock().unwrap().clone();
         rt.block_on(async {
             for (key, st) in &snapshot {
-                let got = c.get_object().bucket("c").key(key).send().await;
-                let allowed: Vec<u64> = st
-                    .settled
-                    .iter()
-                    .chain(st.attempted.iter())
-                    .copied()
-                    .collect();
+                let got = c.get_object().bucket("crash").key(key).send().await;
+                let allowed: Vec<u64> = st.settled.iter().chain(st.attempted.iter()).copied().collect();
                 match got {
                     Ok(o) => {
                         let data = o.body.collect().await.unwrap().into_bytes();
-                        let ok = allowed
-                            .iter()
-                            .any(|s| bytes(*s, size_for(*s)) == data.as_ref());
+                        let ok = allowed.iter().any(|s| bytes(*s, size_for(*s)) == data.as_ref());
                         assert!(ok, "round {round}: {key} holds bytes nobody wrote");
                     }
                     Err(e) => {
@@ -112,17 +98,10 @@ fn kill9_under_concurrent_writes_loses_nothing_acknowledged() {
         let mut s = state.lock().unwrap();
         rt.block_on(async {
             for (key, st) in s.iter_mut() {
-                if let Ok(o) = c.get_object().bucket("c").key(key).send().await {
+                if let Ok(o) = c.get_object().bucket("crash").key(key).send().await {
                     let data = o.body.collect().await.unwrap().into_bytes();
-                    let seeds: Vec<u64> = st
-                        .settled
-                        .iter()
-                        .chain(st.attempted.iter())
-                        .copied()
-                        .collect();
-                    st.settled = seeds
-                        .into_iter()
-                        .find(|sd| bytes(*sd, size_for(*sd)) == data.as_ref());
+                    let seeds: Vec<u64> = st.settled.iter().chain(st.attempted.iter()).copied().collect();
+                    st.settled = seeds.into_iter().find(|sd| bytes(*sd, size_for(*sd)) == data.as_ref());
                 } else {
                     st.settled = None;
                 }

@@ -38,8 +38,7 @@ fn run(seed: u64, steps: usize) {
     let rt = rt();
     let mut model: BTreeMap<String, u64> = BTreeMap::new();
     let prefixes = ["", "a/", "a/b/", "c/", "d"];
-    rt.block_on(sdk(&node.endpoint()).create_bucket().bucket("m").send())
-        .unwrap();
+    rt.block_on(sdk(&node.endpoint()).create_bucket().bucket("model").send()).unwrap();
     for step in 0..steps {
         let c = sdk(&node.endpoint());
         let key = format!("{}{}", prefixes[rng.below(5) as usize], rng.below(25));
@@ -51,7 +50,7 @@ fn run(seed: u64, steps: usize) {
                     let v = rng.next() & 0xFFFF_FFFF;
                     let len = size(&mut rng);
                     c.put_object()
-                        .bucket("m")
+                        .bucket("model")
                         .key(&key)
                         .body(ByteStream::from(bytes(v, len)))
                         .send()
@@ -60,16 +59,11 @@ fn run(seed: u64, steps: usize) {
                     model.insert(key, encode(v, len));
                 }
                 45..=64 => {
-                    c.delete_object()
-                        .bucket("m")
-                        .key(&key)
-                        .send()
-                        .await
-                        .expect(&ctx);
+                    c.delete_object().bucket("model").key(&key).send().await.expect(&ctx);
                     model.remove(&key);
                 }
                 65..=84 => {
-                    let got = c.get_object().bucket("m").key(&key).send().await;
+                    let got = c.get_object().bucket("model").key(&key).send().await;
                     match model.get(&key) {
                         Some(&enc) => {
                             let (v, len) = decode(enc);
@@ -85,25 +79,14 @@ fn run(seed: u64, steps: usize) {
                     let mut got = Vec::new();
                     let mut token = None;
                     loop {
-                        let mut req = c
-                            .list_objects_v2()
-                            .bucket("m")
-                            .prefix(prefix)
-                            .max_keys(1 + rng.below(7) as i32);
+                        let mut req =
+                            c.list_objects_v2().bucket("model").prefix(prefix).max_keys(1 + rng.below(7) as i32);
                         if delimiter {
                             req = req.delimiter("/");
                         }
-                        let r = req
-                            .set_continuation_token(token.clone())
-                            .send()
-                            .await
-                            .expect(&ctx);
+                        let r = req.set_continuation_token(token.clone()).send().await.expect(&ctx);
                         got.extend(r.contents().iter().map(|o| o.key().unwrap().to_string()));
-                        got.extend(
-                            r.common_prefixes()
-                                .iter()
-                                .map(|p| p.prefix().unwrap().to_string()),
-                        );
+                        got.extend(r.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()));
                         if !r.is_truncated().unwrap() {
                             break;
                         }
@@ -121,10 +104,7 @@ fn run(seed: u64, steps: usize) {
                     want.dedup();
                     want.sort();
                     want.dedup();
-                    assert_eq!(
-                        got, want,
-                        "{ctx} list prefix={prefix:?} delimiter={delimiter}"
-                    );
+                    assert_eq!(got, want, "{ctx} list prefix={prefix:?} delimiter={delimiter}");
                 }
                 _ => {}
             }
@@ -152,10 +132,7 @@ fn model_sequences() {
         Ok(s) => vec![s.parse().unwrap()],
         Err(_) => vec![1, 2, 3],
     };
-    let steps = std::env::var("KALIGON_MODEL_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+    let steps = std::env::var("KALIGON_MODEL_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     for seed in seeds {
         run(seed, steps);
     }

@@ -6,13 +6,8 @@ mod common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(
-    e: &aws_sdk_s3::error::SdkError<E, R>,
-) -> String {
-    e.as_service_error()
-        .and_then(|s| s.code())
-        .unwrap_or("")
-        .to_string()
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
+    e.as_service_error().and_then(|s| s.code()).unwrap_or("").to_string()
 }
 
 fn status<E, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> u16
@@ -40,12 +35,7 @@ fn buckets_objects_and_errors() {
         c.create_bucket().bucket("alpha").send().await.unwrap();
         let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
         assert_eq!(code(&e), "BucketAlreadyOwnedByYou");
-        let e = c
-            .create_bucket()
-            .bucket("Bad_Name")
-            .send()
-            .await
-            .unwrap_err();
+        let e = c.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
         assert_eq!(code(&e), "InvalidBucketName");
         c.head_bucket().bucket("alpha").send().await.unwrap();
         let e = c.head_bucket().bucket("nope").send().await.unwrap_err();
@@ -60,16 +50,8 @@ fn buckets_objects_and_errors() {
             .filter_map(|b| b.name().map(String::from))
             .collect();
         assert_eq!(names, vec!["alpha"]);
-        let loc = c
-            .get_bucket_location()
-            .bucket("alpha")
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            loc.location_constraint()
-                .is_none_or(|l| l.as_str().is_empty())
-        );
+        let loc = c.get_bucket_location().bucket("alpha").send().await.unwrap();
+        assert!(loc.location_constraint().is_none_or(|l| l.as_str().is_empty()));
 
         // Objects: put, get (bytes, metadata, ETag = MD5), head, ranges.
         let body = bytes(1, 3 << 20 | 12345);
@@ -84,36 +66,15 @@ fn buckets_objects_and_errors() {
             .send()
             .await
             .unwrap();
-        let md5 = format!(
-            "\"{}\"",
-            hex::encode(<md5::Md5 as md5::Digest>::digest(&body))
-        );
+        let md5 = format!("\"{}\"", hex::encode(<md5::Md5 as md5::Digest>::digest(&body)));
         assert_eq!(put.e_tag(), Some(md5.as_str()));
-        let got = c
-            .get_object()
-            .bucket("alpha")
-            .key("dir/a b+c%=&é")
-            .send()
-            .await
-            .unwrap();
+        let got = c.get_object().bucket("alpha").key("dir/a b+c%=&é").send().await.unwrap();
         assert_eq!(got.e_tag(), Some(md5.as_str()));
         assert_eq!(got.content_type(), Some("text/x-test"));
         assert_eq!(got.cache_control(), Some("max-age=5"));
-        assert_eq!(
-            got.metadata().unwrap().get("colour").map(String::as_str),
-            Some("blue")
-        );
-        assert_eq!(
-            got.body.collect().await.unwrap().into_bytes().as_ref(),
-            body.as_slice()
-        );
-        let head = c
-            .head_object()
-            .bucket("alpha")
-            .key("dir/a b+c%=&é")
-            .send()
-            .await
-            .unwrap();
+        assert_eq!(got.metadata().unwrap().get("colour").map(String::as_str), Some("blue"));
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+        let head = c.head_object().bucket("alpha").key("dir/a b+c%=&é").send().await.unwrap();
         assert_eq!(head.content_length(), Some(body.len() as i64));
         for (range, from, to) in [
             ("bytes=0-0", 0, 1),
@@ -121,19 +82,8 @@ fn buckets_objects_and_errors() {
             ("bytes=-100", body.len() - 100, body.len()),
             ("bytes=3000000-", 3000000, body.len()),
         ] {
-            let r = c
-                .get_object()
-                .bucket("alpha")
-                .key("dir/a b+c%=&é")
-                .range(range)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                r.body.collect().await.unwrap().into_bytes().as_ref(),
-                &body[from..to],
-                "{range}"
-            );
+            let r = c.get_object().bucket("alpha").key("dir/a b+c%=&é").range(range).send().await.unwrap();
+            assert_eq!(r.body.collect().await.unwrap().into_bytes().as_ref(), &body[from..to], "{range}");
         }
         let e = c
             .get_object()
@@ -146,96 +96,29 @@ fn buckets_objects_and_errors() {
         assert_eq!(code(&e), "InvalidRange");
 
         // Missing things.
-        let e = c
-            .get_object()
-            .bucket("alpha")
-            .key("missing")
-            .send()
-            .await
-            .unwrap_err();
+        let e = c.get_object().bucket("alpha").key("missing").send().await.unwrap_err();
         assert_eq!(code(&e), "NoSuchKey");
-        let e = c
-            .get_object()
-            .bucket("nope")
-            .key("k")
-            .send()
-            .await
-            .unwrap_err();
+        let e = c.get_object().bucket("nope").key("k").send().await.unwrap_err();
         assert_eq!(code(&e), "NoSuchBucket");
-        let e = c
-            .put_object()
-            .bucket("nope")
-            .key("k")
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap_err();
+        let e = c.put_object().bucket("nope").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
         assert_eq!(code(&e), "NoSuchBucket");
 
         // Empty object, overwrite, delete.
-        c.put_object()
-            .bucket("alpha")
-            .key("empty")
-            .body(ByteStream::from_static(b""))
-            .send()
-            .await
-            .unwrap();
-        let g = c
-            .get_object()
-            .bucket("alpha")
-            .key("empty")
-            .send()
-            .await
-            .unwrap();
+        c.put_object().bucket("alpha").key("empty").body(ByteStream::from_static(b"")).send().await.unwrap();
+        let g = c.get_object().bucket("alpha").key("empty").send().await.unwrap();
         assert_eq!(g.body.collect().await.unwrap().into_bytes().len(), 0);
-        c.put_object()
-            .bucket("alpha")
-            .key("empty")
-            .body(ByteStream::from_static(b"now"))
-            .send()
-            .await
-            .unwrap();
-        let g = c
-            .get_object()
-            .bucket("alpha")
-            .key("empty")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            g.body.collect().await.unwrap().into_bytes().as_ref(),
-            b"now"
-        );
-        c.delete_object()
-            .bucket("alpha")
-            .key("empty")
-            .send()
-            .await
-            .unwrap();
-        c.delete_object()
-            .bucket("alpha")
-            .key("never-existed")
-            .send()
-            .await
-            .unwrap();
-        let e = c
-            .head_object()
-            .bucket("alpha")
-            .key("empty")
-            .send()
-            .await
-            .unwrap_err();
+        c.put_object().bucket("alpha").key("empty").body(ByteStream::from_static(b"now")).send().await.unwrap();
+        let g = c.get_object().bucket("alpha").key("empty").send().await.unwrap();
+        assert_eq!(g.body.collect().await.unwrap().into_bytes().as_ref(), b"now");
+        c.delete_object().bucket("alpha").key("empty").send().await.unwrap();
+        c.delete_object().bucket("alpha").key("never-existed").send().await.unwrap();
+        let e = c.head_object().bucket("alpha").key("empty").send().await.unwrap_err();
         assert!(e.as_service_error().is_some_and(|s| s.is_not_found()));
 
         // Bucket deletion needs an empty bucket.
         let e = c.delete_bucket().bucket("alpha").send().await.unwrap_err();
         assert_eq!(code(&e), "BucketNotEmpty");
-        c.delete_object()
-            .bucket("alpha")
-            .key("dir/a b+c%=&é")
-            .send()
-            .await
-            .unwrap();
+        c.delete_object().bucket("alpha").key("dir/a b+c%=&é").send().await.unwrap();
         c.delete_bucket().bucket("alpha").send().await.unwrap();
         let e = c.head_bucket().bucket("alpha").send().await.unwrap_err();
         assert!(e.as_service_error().is_some_and(|s| s.is_not_found()));
@@ -248,20 +131,13 @@ fn conditional_reads_and_writes() {
     let rt = rt();
     let c = sdk(&node.endpoint());
     rt.block_on(async {
-        c.create_bucket().bucket("b").send().await.unwrap();
-        let put = c
-            .put_object()
-            .bucket("b")
-            .key("k")
-            .body(ByteStream::from_static(b"v1"))
-            .send()
-            .await
-            .unwrap();
+        c.create_bucket().bucket("cond").send().await.unwrap();
+        let put = c.put_object().bucket("cond").key("k").body(ByteStream::from_static(b"v1")).send().await.unwrap();
         let etag = put.e_tag().unwrap().to_string();
         // If-None-Match: * on an existing key fails; on a new key succeeds.
         let e = c
             .put_object()
-            .bucket("b")
+            .bucket("cond")
             .key("k")
             .if_none_match("*")
             .body(ByteStream::from_static(b"x"))
@@ -270,7 +146,7 @@ fn conditional_reads_and_writes() {
             .unwrap_err();
         assert_eq!(code(&e), "PreconditionFailed");
         c.put_object()
-            .bucket("b")
+            .bucket("cond")
             .key("new")
             .if_none_match("*")
             .body(ByteStream::from_static(b"x"))
@@ -280,7 +156,7 @@ fn conditional_reads_and_writes() {
         // If-Match compares ETags; a missing key is NoSuchKey.
         let e = c
             .put_object()
-            .bucket("b")
+            .bucket("cond")
             .key("k")
             .if_match("\"0000\"")
             .body(ByteStream::from_static(b"x"))
@@ -289,7 +165,7 @@ fn conditional_reads_and_writes() {
             .unwrap_err();
         assert_eq!(code(&e), "PreconditionFailed");
         c.put_object()
-            .bucket("b")
+            .bucket("cond")
             .key("k")
             .if_match(&etag)
             .body(ByteStream::from_static(b"v2"))
@@ -298,7 +174,7 @@ fn conditional_reads_and_writes() {
             .unwrap();
         let e = c
             .put_object()
-            .bucket("b")
+            .bucket("cond")
             .key("absent")
             .if_match(&etag)
             .body(ByteStream::from_static(b"x"))
@@ -307,42 +183,12 @@ fn conditional_reads_and_writes() {
             .unwrap_err();
         assert_eq!(code(&e), "NoSuchKey");
         // Reads: If-Match / If-None-Match.
-        let cur = c
-            .head_object()
-            .bucket("b")
-            .key("k")
-            .send()
-            .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_string();
-        let e = c
-            .get_object()
-            .bucket("b")
-            .key("k")
-            .if_match(&etag)
-            .send()
-            .await
-            .unwrap_err();
+        let cur = c.head_object().bucket("cond").key("k").send().await.unwrap().e_tag().unwrap().to_string();
+        let e = c.get_object().bucket("cond").key("k").if_match(&etag).send().await.unwrap_err();
         assert_eq!(code(&e), "PreconditionFailed");
-        let e = c
-            .get_object()
-            .bucket("b")
-            .key("k")
-            .if_none_match(&cur)
-            .send()
-            .await
-            .unwrap_err();
+        let e = c.get_object().bucket("cond").key("k").if_none_match(&cur).send().await.unwrap_err();
         assert_eq!(status(&e), 304);
-        let g = c
-            .get_object()
-            .bucket("b")
-            .key("k")
-            .if_match(&cur)
-            .send()
-            .await
-            .unwrap();
+        let g = c.get_object().bucket("cond").key("k").if_match(&cur).send().await.unwrap();
         assert_eq!(g.body.collect().await.unwrap().into_bytes().as_ref(), b"v2");
     });
 }
@@ -353,20 +199,14 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
     let rt = rt();
     let c = sdk(&node.endpoint());
     rt.block_on(async {
-        c.create_bucket().bucket("l").send().await.unwrap();
+        c.create_bucket().bucket("lst").send().await.unwrap();
         let mut keys: Vec<String> = Vec::new();
         for i in 0..30 {
             keys.push(format!("p/{i:03}"));
         }
         keys.extend(["a", "a/b", "a/c/d", "b c", "z+"].map(String::from));
         for k in &keys {
-            c.put_object()
-                .bucket("l")
-                .key(k)
-                .body(ByteStream::from_static(b"1"))
-                .send()
-                .await
-                .unwrap();
+            c.put_object().bucket("lst").key(k).body(ByteStream::from_static(b"1")).send().await.unwrap();
         }
         keys.sort();
         // V2 pages of 7 return every key once, in order.
@@ -375,7 +215,7 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
         loop {
             let r = c
                 .list_objects_v2()
-                .bucket("l")
+                .bucket("lst")
                 .max_keys(7)
                 .set_continuation_token(token.clone())
                 .send()
@@ -389,19 +229,9 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
         }
         assert_eq!(seen, keys);
         // Delimiter rolls up common prefixes; a key and a prefix coexist.
-        let r = c
-            .list_objects_v2()
-            .bucket("l")
-            .delimiter("/")
-            .send()
-            .await
-            .unwrap();
+        let r = c.list_objects_v2().bucket("lst").delimiter("/").send().await.unwrap();
         let objs: Vec<_> = r.contents().iter().map(|o| o.key().unwrap()).collect();
-        let prefixes: Vec<_> = r
-            .common_prefixes()
-            .iter()
-            .map(|p| p.prefix().unwrap())
-            .collect();
+        let prefixes: Vec<_> = r.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
         assert_eq!(objs, vec!["a", "b c", "z+"]);
         assert_eq!(prefixes, vec!["a/", "p/"]);
         // Pagination across a big common prefix with max-keys=1.
@@ -410,7 +240,7 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
         loop {
             let r = c
                 .list_objects_v2()
-                .bucket("l")
+                .bucket("lst")
                 .delimiter("/")
                 .max_keys(1)
                 .set_continuation_token(token.clone())
@@ -418,11 +248,7 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
                 .await
                 .unwrap();
             all.extend(r.contents().iter().map(|o| o.key().unwrap().to_string()));
-            all.extend(
-                r.common_prefixes()
-                    .iter()
-                    .map(|p| p.prefix().unwrap().to_string()),
-            );
+            all.extend(r.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()));
             if !r.is_truncated().unwrap() {
                 break;
             }
@@ -430,70 +256,24 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
         }
         assert_eq!(all, vec!["a", "a/", "b c", "p/", "z+"]);
         // V1 with markers.
-        let r = c
-            .list_objects()
-            .bucket("l")
-            .prefix("p/")
-            .max_keys(10)
-            .send()
-            .await
-            .unwrap();
+        let r = c.list_objects().bucket("lst").prefix("p/").max_keys(10).send().await.unwrap();
         assert!(r.is_truncated().unwrap());
         assert_eq!(r.contents().len(), 10);
-        let r2 = c
-            .list_objects()
-            .bucket("l")
-            .prefix("p/")
-            .marker("p/009")
-            .send()
-            .await
-            .unwrap();
+        let r2 = c.list_objects().bucket("lst").prefix("p/").marker("p/009").send().await.unwrap();
         assert_eq!(r2.contents().first().unwrap().key(), Some("p/010"));
         // max-keys=0 is an empty, non-truncated page.
-        let r = c
-            .list_objects_v2()
-            .bucket("l")
-            .max_keys(0)
-            .send()
-            .await
-            .unwrap();
+        let r = c.list_objects_v2().bucket("lst").max_keys(0).send().await.unwrap();
         assert_eq!(r.key_count(), Some(0));
         // DeleteObjects, quiet and verbose.
         let ids: Vec<_> = ["a", "a/b", "missing"]
             .iter()
-            .map(|k| {
-                aws_sdk_s3::types::ObjectIdentifier::builder()
-                    .key(*k)
-                    .build()
-                    .unwrap()
-            })
+            .map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(*k).build().unwrap())
             .collect();
-        let del = aws_sdk_s3::types::Delete::builder()
-            .set_objects(Some(ids))
-            .build()
-            .unwrap();
-        let r = c
-            .delete_objects()
-            .bucket("l")
-            .delete(del)
-            .send()
-            .await
-            .unwrap();
+        let del = aws_sdk_s3::types::Delete::builder().set_objects(Some(ids)).build().unwrap();
+        let r = c.delete_objects().bucket("lst").delete(del).send().await.unwrap();
         assert_eq!(r.deleted().len(), 3);
-        let r = c
-            .list_objects_v2()
-            .bucket("l")
-            .prefix("a")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.contents()
-                .iter()
-                .map(|o| o.key().unwrap())
-                .collect::<Vec<_>>(),
-            vec!["a/c/d"]
-        );
+        let r = c.list_objects_v2().bucket("lst").prefix("a").send().await.unwrap();
+        assert_eq!(r.contents().iter().map(|o| o.key().unwrap()).collect::<Vec<_>>(), vec!["a/c/d"]);
     });
 }
 
@@ -515,10 +295,7 @@ fn raw_http_errors_and_health() {
     big.extend(std::iter::repeat_n(b'a', 100 << 10));
     big.extend_from_slice(b"\r\n\r\n");
     let r = raw(a, &big).unwrap();
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (400, "RequestHeaderSectionTooLarge")
-    );
+    assert_eq!((r.status, r.code().as_str()), (400, "RequestHeaderSectionTooLarge"));
     // Wrong signature, unknown key.
     let r = raw(a, b"GET / HTTP/1.1\r\nHost: x\r\nx-amz-date: 20260101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: AWS4-HMAC-SHA256 Credential=NOPE/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(r.status, 403);

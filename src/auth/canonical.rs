@@ -52,10 +52,8 @@ fn recode(raw: &str, keep_literal_slash: bool, out: &mut String) {
     while i < bytes.len() {
         let byte = bytes[i];
         if byte == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex_value),
-                bytes.get(i + 2).copied().and_then(hex_value),
-            )
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).copied().and_then(hex_value), bytes.get(i + 2).copied().and_then(hex_value))
         {
             push_encoded(out, hi << 4 | lo);
             i += 3;
@@ -113,14 +111,8 @@ pub(crate) fn parse_query(raw_query: &str) -> Vec<QueryParam<'_>> {
         .split('&')
         .filter(|item| !item.is_empty())
         .map(|item| match item.split_once('=') {
-            Some((name, value)) => QueryParam {
-                raw_name: name,
-                raw_value: Some(value),
-            },
-            None => QueryParam {
-                raw_name: item,
-                raw_value: None,
-            },
+            Some((name, value)) => QueryParam { raw_name: name, raw_value: Some(value) },
+            None => QueryParam { raw_name: item, raw_value: None },
         })
         .collect()
 }
@@ -158,21 +150,12 @@ pub(crate) fn canonical_query(params: &[QueryParam<'_>], exclude: Option<&str>) 
 
 /// All values of a header, in the order received. Names are compared case-insensitively so a
 /// caller that forgot to lowercase cannot make a signed header look absent.
-pub(crate) fn header_values<'h>(
-    headers: &'h [(String, String)],
-    name: &'h str,
-) -> impl Iterator<Item = &'h str> + 'h {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+pub(crate) fn header_values<'h>(headers: &'h [(String, String)], name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+    headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// The single value of a header, `Ok(None)` if absent, `Err(())` if it appears more than once.
-pub(crate) fn single_header<'h>(
-    headers: &'h [(String, String)],
-    name: &'h str,
-) -> Result<Option<&'h str>, ()> {
+pub(crate) fn single_header<'h>(headers: &'h [(String, String)], name: &'h str) -> Result<Option<&'h str>, ()> {
     let mut values = header_values(headers, name);
     let first = values.next();
     match values.next() {
@@ -207,10 +190,7 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -241,36 +221,15 @@ mod tests {
         assert_eq!(canonical_query(&q, None), "max-keys=2&prefix=J");
         let q = parse_query("prefix=J&max-keys=2");
         assert_eq!(canonical_query(&q, None), "max-keys=2&prefix=J");
-        assert_eq!(
-            canonical_query(&parse_query("lifecycle"), None),
-            "lifecycle="
-        );
+        assert_eq!(canonical_query(&parse_query("lifecycle"), None), "lifecycle=");
         assert_eq!(canonical_query(&parse_query(""), None), "");
-        assert_eq!(
-            canonical_query(&parse_query("a=1&&b"), None),
-            "a=1&b=",
-            "empty items are dropped"
-        );
-        assert_eq!(
-            canonical_query(&parse_query("prefix=a b+c/d%2Fe"), None),
-            "prefix=a%20b%2Bc%2Fd%2Fe"
-        );
-        assert_eq!(
-            canonical_query(&parse_query("k=v2&k=v1&K=z"), None),
-            "K=z&k=v1&k=v2"
-        );
+        assert_eq!(canonical_query(&parse_query("a=1&&b"), None), "a=1&b=", "empty items are dropped");
+        assert_eq!(canonical_query(&parse_query("prefix=a b+c/d%2Fe"), None), "prefix=a%20b%2Bc%2Fd%2Fe");
+        assert_eq!(canonical_query(&parse_query("k=v2&k=v1&K=z"), None), "K=z&k=v1&k=v2");
+        assert_eq!(canonical_query(&parse_query("X-Amz-Signature=abc&a=1"), Some("X-Amz-Signature")), "a=1");
         assert_eq!(
             canonical_query(
-                &parse_query("X-Amz-Signature=abc&a=1"),
-                Some("X-Amz-Signature")
-            ),
-            "a=1"
-        );
-        assert_eq!(
-            canonical_query(
-                &parse_query(
-                    "response-content-disposition=attachment%3B%20filename%3D%22%C3%A9.txt%22"
-                ),
+                &parse_query("response-content-disposition=attachment%3B%20filename%3D%22%C3%A9.txt%22"),
                 None
             ),
             "response-content-disposition=attachment%3B%20filename%3D%22%C3%A9.txt%22"
@@ -296,14 +255,8 @@ mod tests {
             ("host", "example.com"),
             ("x-empty", ""),
         ]);
-        assert_eq!(
-            canonical_header_value(&h, "x-amz-meta-a").as_deref(),
-            Some("one two,three four")
-        );
-        assert_eq!(
-            canonical_header_value(&h, "HOST").as_deref(),
-            Some("example.com")
-        );
+        assert_eq!(canonical_header_value(&h, "x-amz-meta-a").as_deref(), Some("one two,three four"));
+        assert_eq!(canonical_header_value(&h, "HOST").as_deref(), Some("example.com"));
         assert_eq!(canonical_header_value(&h, "x-empty").as_deref(), Some(""));
         assert_eq!(canonical_header_value(&h, "missing"), None);
         assert_eq!(single_header(&h, "host"), Ok(Some("example.com")));

@@ -41,13 +41,7 @@ impl ChunkVerifier {
         amz_date: String,
         seed: [u8; 32],
     ) -> ChunkVerifier {
-        ChunkVerifier {
-            access_key: access_key.to_owned(),
-            signing_key,
-            scope,
-            amz_date,
-            previous: seed,
-        }
+        ChunkVerifier { access_key: access_key.to_owned(), signing_key, scope, amz_date, previous: seed }
     }
 
     /// Called once per chunk, in order (including the final 0-length chunk) with the
@@ -56,11 +50,7 @@ impl ChunkVerifier {
     /// The string to sign is `AWS4-HMAC-SHA256-PAYLOAD`, the request time, the scope, the
     /// previous signature, the hash of the empty string and the chunk hash, one per line.
     /// After a mismatch the chain does not advance, so every later chunk fails too.
-    pub fn verify_chunk(
-        &mut self,
-        chunk_signature_hex: &str,
-        data_sha256: &[u8; 32],
-    ) -> Result<(), Error> {
+    pub fn verify_chunk(&mut self, chunk_signature_hex: &str, data_sha256: &[u8; 32]) -> Result<(), Error> {
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256_HEX}\n{}",
             self.amz_date,
@@ -77,11 +67,7 @@ impl ChunkVerifier {
     ///
     /// The string to sign is `AWS4-HMAC-SHA256-TRAILER`, the request time, the scope, the
     /// signature of the final chunk and the hash of the trailer block, one per line.
-    pub fn verify_trailer(
-        &mut self,
-        trailer_canonical: &str,
-        trailer_signature_hex: &str,
-    ) -> Result<(), Error> {
+    pub fn verify_trailer(&mut self, trailer_canonical: &str, trailer_signature_hex: &str) -> Result<(), Error> {
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
             self.amz_date,
@@ -99,12 +85,7 @@ impl ChunkVerifier {
                 self.previous = expected;
                 Ok(())
             }
-            _ => Err(Error::signature_mismatch(
-                &self.access_key,
-                string_to_sign,
-                None,
-                provided,
-            )),
+            _ => Err(Error::signature_mismatch(&self.access_key, string_to_sign, None, provided)),
         }
     }
 }
@@ -137,25 +118,12 @@ mod tests {
     fn aws_chunked_upload_example() {
         let mut v = verifier("4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
         let first = sha(&[b'a'; 65_536]);
-        assert_eq!(
-            hex::encode(first),
-            "bf718b6f653bebc184e1479f1935b8da974d701b893afcf49e701f3e2f9f9c5a"
-        );
-        v.verify_chunk(
-            "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
-            &first,
-        )
-        .expect("chunk 1");
-        v.verify_chunk(
-            "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
-            &sha(&[b'a'; 1_024]),
-        )
-        .expect("chunk 2");
-        v.verify_chunk(
-            "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
-            &sha(b""),
-        )
-        .expect("final chunk");
+        assert_eq!(hex::encode(first), "bf718b6f653bebc184e1479f1935b8da974d701b893afcf49e701f3e2f9f9c5a");
+        v.verify_chunk("ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648", &first).expect("chunk 1");
+        v.verify_chunk("0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497", &sha(&[b'a'; 1_024]))
+            .expect("chunk 2");
+        v.verify_chunk("b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9", &sha(b""))
+            .expect("final chunk");
     }
 
     /// The trailer example of the trailing-headers page: the same data with a CRC32C trailer.
@@ -163,18 +131,9 @@ mod tests {
     fn aws_chunked_upload_with_trailer_example() {
         let mut v = verifier("106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e");
         for (signature, data) in [
-            (
-                "b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2",
-                &[b'a'; 65_536][..],
-            ),
-            (
-                "1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7",
-                &[b'a'; 1_024][..],
-            ),
-            (
-                "2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992",
-                &[][..],
-            ),
+            ("b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2", &[b'a'; 65_536][..]),
+            ("1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7", &[b'a'; 1_024][..]),
+            ("2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992", &[][..]),
         ] {
             v.verify_chunk(signature, &sha(data)).expect("chunk");
         }
@@ -191,27 +150,18 @@ mod tests {
         let mut v = verifier(seed);
         // The second chunk's signature presented first: the chain does not match.
         let err = v
-            .verify_chunk(
-                "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
-                &sha(&[b'a'; 1_024]),
-            )
+            .verify_chunk("0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497", &sha(&[b'a'; 1_024]))
             .unwrap_err();
         assert_eq!(err.code(), "SignatureDoesNotMatch");
         // Right signature, wrong data.
         let mut v = verifier(seed);
         assert!(
-            v.verify_chunk(
-                "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
-                &sha(&[b'b'; 65_536]),
-            )
-            .is_err()
+            v.verify_chunk("ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648", &sha(&[b'b'; 65_536]),)
+                .is_err()
         );
         // A failure does not advance the chain: the genuine chunk still verifies after it.
-        v.verify_chunk(
-            "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
-            &sha(&[b'a'; 65_536]),
-        )
-        .expect("genuine chunk after a rejected one");
+        v.verify_chunk("ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648", &sha(&[b'a'; 65_536]))
+            .expect("genuine chunk after a rejected one");
         for garbage in ["", "zz", "ad80", &"é".repeat(40), &"0".repeat(10_000)] {
             assert!(v.verify_chunk(garbage, &sha(b"")).is_err());
             assert!(v.verify_trailer("x:y\n", garbage).is_err());

@@ -34,24 +34,15 @@ pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
     let shifted = days.saturating_add(719_468);
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = era * 400 + year_of_era + i64::from(month <= 2);
     let year = i32::try_from(year).unwrap_or(if year < 0 { i32::MIN } else { i32::MAX });
     // Both values are provably within 1..=31 and 1..=12, so the conversions cannot fail.
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
@@ -81,14 +72,7 @@ fn parts_from_unix(unix: i64) -> (i32, u32, u32, u32, u32, u32) {
     let (year, month, day) = civil_from_days(unix.div_euclid(SECONDS_PER_DAY));
     // rem_euclid keeps the second of the day in 0..86400, which always fits a u32.
     let second_of_day = u32::try_from(unix.rem_euclid(SECONDS_PER_DAY)).unwrap_or(0);
-    (
-        year,
-        month,
-        day,
-        second_of_day / 3_600,
-        second_of_day / 60 % 60,
-        second_of_day % 60,
-    )
+    (year, month, day, second_of_day / 3_600, second_of_day / 60 % 60, second_of_day % 60)
 }
 
 /// Parses a run of ASCII digits; `None` if any byte is not a digit or the slice is empty.
@@ -96,9 +80,7 @@ fn digits(bytes: &[u8]) -> Option<u32> {
     if bytes.is_empty() || bytes.len() > 9 {
         return None;
     }
-    bytes.iter().try_fold(0u32, |acc, b| {
-        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-    })
+    bytes.iter().try_fold(0u32, |acc, b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
 }
 
 /// Parses the SigV4 timestamp `YYYYMMDD'T'HHMMSS'Z'` into unix seconds.
@@ -135,9 +117,7 @@ pub fn format_iso8601_millis(unix_millis: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{millis:03}Z")
 }
 
-const MONTHS: [&str; 12] = [
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-];
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
 fn month_number(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();
@@ -160,10 +140,7 @@ fn zone_offset(token: Option<&str>) -> Option<i64> {
         // asctime() dates carry no zone and are defined to be UTC (RFC 7231 section 7.1.1.1).
         return Some(0);
     };
-    if ["GMT", "UTC", "UT", "Z"]
-        .iter()
-        .any(|z| token.eq_ignore_ascii_case(z))
-    {
+    if ["GMT", "UTC", "UT", "Z"].iter().any(|z| token.eq_ignore_ascii_case(z)) {
         return Some(0);
     }
     let (sign, rest) = match token.as_bytes().first()? {
@@ -189,10 +166,7 @@ pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
     let cleaned = text.replace(',', " ");
     let mut tokens: Vec<&str> = cleaned.split_whitespace().collect();
     // A leading weekday name carries no information; it is dropped rather than cross-checked.
-    if tokens
-        .first()
-        .is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphabetic()) && month_number(t).is_none())
-    {
+    if tokens.first().is_some_and(|t| t.bytes().all(|b| b.is_ascii_alphabetic()) && month_number(t).is_none()) {
         tokens.remove(0);
     }
     let (year, month, day, time, zone) = match tokens.as_slice() {
@@ -212,21 +186,13 @@ pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
             (year, month, day, *time, zone_of(rest)?)
         }
         // asctime: Nov  6 08:49:37 1994
-        [mon, day, time, year, rest @ ..] if month_number(mon).is_some() => (
-            digits(year.as_bytes())?,
-            month_number(mon)?,
-            digits(day.as_bytes())?,
-            *time,
-            zone_of(rest)?,
-        ),
+        [mon, day, time, year, rest @ ..] if month_number(mon).is_some() => {
+            (digits(year.as_bytes())?, month_number(mon)?, digits(day.as_bytes())?, *time, zone_of(rest)?)
+        }
         // IMF-fixdate: 06 Nov 1994 08:49:37 GMT
-        [day, mon, year, time, rest @ ..] => (
-            digits(year.as_bytes())?,
-            month_number(mon)?,
-            digits(day.as_bytes())?,
-            *time,
-            zone_of(rest)?,
-        ),
+        [day, mon, year, time, rest @ ..] => {
+            (digits(year.as_bytes())?, month_number(mon)?, digits(day.as_bytes())?, *time, zone_of(rest)?)
+        }
         _ => return None,
     };
     let (hour, min, sec) = time_of_day(time)?;
@@ -308,14 +274,8 @@ mod tests {
 
     #[test]
     fn iso8601_millis_formats() {
-        assert_eq!(
-            format_iso8601_millis(1_369_353_600_000),
-            "2013-05-24T00:00:00.000Z"
-        );
-        assert_eq!(
-            format_iso8601_millis(1_369_353_600_123),
-            "2013-05-24T00:00:00.123Z"
-        );
+        assert_eq!(format_iso8601_millis(1_369_353_600_000), "2013-05-24T00:00:00.000Z");
+        assert_eq!(format_iso8601_millis(1_369_353_600_123), "2013-05-24T00:00:00.123Z");
         assert_eq!(format_iso8601_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 
@@ -328,10 +288,7 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 +0000"), expected);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 09:49:37 +0100"), expected);
         assert_eq!(parse_http_date("06 Nov 1994 08:49:37 UTC"), expected);
-        assert_eq!(
-            parse_http_date("Tue, 27 Mar 2007 19:36:42 +0000"),
-            Some(1_175_024_202)
-        );
+        assert_eq!(parse_http_date("Tue, 27 Mar 2007 19:36:42 +0000"), Some(1_175_024_202));
     }
 
     #[test]

@@ -143,9 +143,7 @@ impl Error {
 
     /// Shorthand for an `AuthorizationHeaderMalformed` whose reason follows S3's prefix.
     pub(crate) fn header_malformed(reason: &str) -> Error {
-        Error::AuthorizationHeaderMalformed {
-            message: format!("The authorization header is malformed; {reason}"),
-        }
+        Error::AuthorizationHeaderMalformed { message: format!("The authorization header is malformed; {reason}") }
     }
 }
 
@@ -157,62 +155,24 @@ mod tests {
     fn codes_and_statuses_follow_the_s3_table() {
         let cases = [
             (Error::AccessDenied("x".into()), "AccessDenied", 403),
+            (Error::HeadersNotSigned { headers: "x-amz-acl".into() }, "AccessDenied", 403),
+            (Error::InvalidAccessKeyId { access_key: "AK".into() }, "InvalidAccessKeyId", 403),
+            (Error::signature_mismatch("AK", "sts".into(), None, "sig"), "SignatureDoesNotMatch", 403),
             (
-                Error::HeadersNotSigned {
-                    headers: "x-amz-acl".into(),
-                },
-                "AccessDenied",
-                403,
-            ),
-            (
-                Error::InvalidAccessKeyId {
-                    access_key: "AK".into(),
-                },
-                "InvalidAccessKeyId",
-                403,
-            ),
-            (
-                Error::signature_mismatch("AK", "sts".into(), None, "sig"),
-                "SignatureDoesNotMatch",
-                403,
-            ),
-            (
-                Error::RequestTimeTooSkewed {
-                    request_time: "a".into(),
-                    server_time: "b".into(),
-                },
+                Error::RequestTimeTooSkewed { request_time: "a".into(), server_time: "b".into() },
                 "RequestTimeTooSkewed",
                 403,
             ),
-            (
-                Error::header_malformed("x"),
-                "AuthorizationHeaderMalformed",
-                400,
-            ),
-            (
-                Error::AuthorizationQueryParametersError("x".into()),
-                "AuthorizationQueryParametersError",
-                400,
-            ),
-            (
-                Error::MissingSecurityHeader { header: "h".into() },
-                "MissingSecurityHeader",
-                400,
-            ),
+            (Error::header_malformed("x"), "AuthorizationHeaderMalformed", 400),
+            (Error::AuthorizationQueryParametersError("x".into()), "AuthorizationQueryParametersError", 400),
+            (Error::MissingSecurityHeader { header: "h".into() }, "MissingSecurityHeader", 400),
             (Error::InvalidArgument("x".into()), "InvalidArgument", 400),
             (
-                Error::XAmzContentSHA256Mismatch {
-                    client_computed: "a".into(),
-                    s3_computed: "b".into(),
-                },
+                Error::XAmzContentSHA256Mismatch { client_computed: "a".into(), s3_computed: "b".into() },
                 "XAmzContentSHA256Mismatch",
                 400,
             ),
-            (
-                Error::IncompleteSignature("x".into()),
-                "IncompleteSignature",
-                400,
-            ),
+            (Error::IncompleteSignature("x".into()), "IncompleteSignature", 400),
             (Error::InvalidRequest("x".into()), "InvalidRequest", 400),
         ];
         for (error, code, status) in cases {
@@ -224,8 +184,7 @@ mod tests {
 
     #[test]
     fn region_message_keeps_the_s3_prefix() {
-        let error =
-            Error::header_malformed("the region 'eu-west-1' is wrong; expecting 'us-east-1'");
+        let error = Error::header_malformed("the region 'eu-west-1' is wrong; expecting 'us-east-1'");
         assert_eq!(
             error.to_string(),
             "The authorization header is malformed; the region 'eu-west-1' is wrong; \

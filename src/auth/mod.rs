@@ -114,17 +114,13 @@ enum Mechanism<'r> {
 ///
 /// S3 refuses a request that combines them ("Only one auth mechanism allowed"), since the
 /// server and an intermediary could otherwise disagree about which one authorised it.
-fn mechanism<'r>(
-    req: &RequestView<'r>,
-    params: &[canonical::QueryParam<'_>],
-) -> Result<Mechanism<'r>, Error> {
+fn mechanism<'r>(req: &RequestView<'r>, params: &[canonical::QueryParam<'_>]) -> Result<Mechanism<'r>, Error> {
     let has = |names: &[&str]| params.iter().any(|p| names.contains(&p.name().as_ref()));
     let presigned_v4 = has(&presign::MARKER_PARAMS);
     let presigned_v2 = has(&sigv2::MARKER_PARAMS);
     let mut authorization = canonical::header_values(req.headers, "authorization");
     let header = authorization.next();
-    let count =
-        usize::from(header.is_some()) + usize::from(presigned_v4) + usize::from(presigned_v2);
+    let count = usize::from(header.is_some()) + usize::from(presigned_v4) + usize::from(presigned_v2);
     if count > 1 || authorization.next().is_some() {
         return Err(Error::InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
@@ -136,9 +132,7 @@ fn mechanism<'r>(
         Some(value) if value.starts_with(signing::ALGORITHM) => Mechanism::HeaderV4(value),
         Some(value) if value.starts_with("AWS ") => Mechanism::HeaderV2(value),
         Some(_) => {
-            return Err(Error::InvalidArgument(
-                "Unsupported Authorization Type".to_owned(),
-            ));
+            return Err(Error::InvalidArgument("Unsupported Authorization Type".to_owned()));
         }
         None if presigned_v4 => Mechanism::PresignedV4,
         None if presigned_v2 => Mechanism::PresignedV2,
@@ -154,10 +148,7 @@ fn mechanism<'r>(
 pub fn authenticate(req: &RequestView, store: &dyn SecretStore) -> Result<Authenticated, Error> {
     let params = canonical::parse_query(req.raw_query);
     match mechanism(req, &params)? {
-        Mechanism::Anonymous => Ok(Authenticated {
-            identity: Identity::Anonymous,
-            payload: PayloadCheck::Unsigned,
-        }),
+        Mechanism::Anonymous => Ok(Authenticated { identity: Identity::Anonymous, payload: PayloadCheck::Unsigned }),
         Mechanism::HeaderV4(value) => sigv4::authenticate(req, value, store),
         Mechanism::HeaderV2(value) => sigv2::authenticate_header(req, value, &params, store),
         Mechanism::PresignedV4 => presign::authenticate(req, &params, store),

@@ -10,15 +10,14 @@ use super::date::parse_amz_date;
 use super::signing::{self, ALGORITHM};
 use super::sigv4::{self, canonical_request, check_signed_headers, parse_signed_headers};
 use super::{
-    Authenticated, Error, Identity, PRESIGN_EXPIRES_SECONDS_MAX, PayloadCheck,
-    REQUEST_SKEW_SECONDS_MAX, RequestView, SecretStore,
+    Authenticated, Error, Identity, PRESIGN_EXPIRES_SECONDS_MAX, PayloadCheck, REQUEST_SKEW_SECONDS_MAX, RequestView,
+    SecretStore,
 };
 
 /// Parameters whose presence marks a SigV4 presigned URL. `X-Amz-Algorithm` is the one S3
 /// names; the other two also count so that a URL missing its algorithm is reported as a broken
 /// presigned URL instead of silently becoming an anonymous request.
-pub(crate) const MARKER_PARAMS: [&str; 3] =
-    ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"];
+pub(crate) const MARKER_PARAMS: [&str; 3] = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"];
 
 fn query_error(message: impl Into<String>) -> Error {
     Error::AuthorizationQueryParametersError(message.into())
@@ -66,9 +65,7 @@ fn required_params(params: &[QueryParam<'_>]) -> Result<Params, Error> {
         signature: get("X-Amz-Signature")?,
     };
     if algorithm != ALGORITHM {
-        return Err(query_error(
-            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
-        ));
+        return Err(query_error("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
     }
     Ok(params)
 }
@@ -88,9 +85,7 @@ fn parse_expires(text: &str) -> Result<i64, Error> {
     // All digits: a parse failure can only mean a number too large for i64.
     let seconds = text.parse::<i64>().unwrap_or(i64::MAX);
     if seconds > PRESIGN_EXPIRES_SECONDS_MAX {
-        return Err(query_error(
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-        ));
+        return Err(query_error("X-Amz-Expires must be less than a week (in seconds) that is 604800"));
     }
     if seconds == 0 {
         return Err(query_error("X-Amz-Expires must be greater than 0"));
@@ -134,14 +129,10 @@ pub(crate) fn authenticate(
     store: &dyn SecretStore,
 ) -> Result<Authenticated, Error> {
     let p = required_params(params)?;
-    let credential = sigv4::parse_credential(&p.credential, req.region).map_err(|reason| {
-        query_error(format!(
-            "Error parsing the X-Amz-Credential parameter; {reason}"
-        ))
-    })?;
-    let signed_at = parse_amz_date(&p.date).ok_or_else(|| {
-        query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
-    })?;
+    let credential = sigv4::parse_credential(&p.credential, req.region)
+        .map_err(|reason| query_error(format!("Error parsing the X-Amz-Credential parameter; {reason}")))?;
+    let signed_at = parse_amz_date(&p.date)
+        .ok_or_else(|| query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))?;
     if !p.date.starts_with(&credential.date) {
         return Err(query_error(format!(
             "Invalid credential date \"{}\". This date is not the same as X-Amz-Date: \"{}\".",
@@ -150,47 +141,27 @@ pub(crate) fn authenticate(
         )));
     }
     let expires = parse_expires(&p.expires)?;
-    let signed = parse_signed_headers(&p.signed_headers)
-        .ok_or_else(|| query_error("X-Amz-SignedHeaders is malformed."))?;
+    let signed =
+        parse_signed_headers(&p.signed_headers).ok_or_else(|| query_error("X-Amz-SignedHeaders is malformed."))?;
     if !signed.iter().any(|name| name == "host") {
         return Err(query_error("X-Amz-SignedHeaders must include 'host'."));
     }
     check_window(signed_at, expires, req.now_unix)?;
     let (payload_line, payload) = payload_param(params)?;
     check_signed_headers(req.headers, &signed)?;
-    let secret =
-        store
-            .secret_key(&credential.access_key)
-            .ok_or_else(|| Error::InvalidAccessKeyId {
-                access_key: credential.access_key.clone(),
-            })?;
+    let secret = store
+        .secret_key(&credential.access_key)
+        .ok_or_else(|| Error::InvalidAccessKeyId { access_key: credential.access_key.clone() })?;
 
     let query = canonical_query(params, Some("X-Amz-Signature"));
-    let canonical = canonical_request(
-        req.method,
-        req.raw_path,
-        &query,
-        req.headers,
-        &signed,
-        &payload_line,
-    );
+    let canonical = canonical_request(req.method, req.raw_path, &query, req.headers, &signed, &payload_line);
     let scope = signing::scope(&credential.date, req.region);
     let string_to_sign = signing::string_to_sign(&p.date, &scope, &canonical);
     let key = signing::signing_key(&secret, &credential.date, req.region);
     if !signing::signature_matches(&key, &string_to_sign, &p.signature) {
-        return Err(Error::signature_mismatch(
-            &credential.access_key,
-            string_to_sign,
-            Some(canonical),
-            &p.signature,
-        ));
+        return Err(Error::signature_mismatch(&credential.access_key, string_to_sign, Some(canonical), &p.signature));
     }
-    Ok(Authenticated {
-        identity: Identity::User {
-            access_key: credential.access_key,
-        },
-        payload,
-    })
+    Ok(Authenticated { identity: Identity::User { access_key: credential.access_key }, payload })
 }
 
 #[cfg(test)]

@@ -17,15 +17,13 @@ pub(crate) const TERMINATOR: &str = "aws4_request";
 /// SHA-256 of the empty string, which chunk strings to sign carry in place of a header hash
 /// ("Signature Calculations for the Authorization Header: Transferring Payload in Multiple
 /// Chunks").
-pub(crate) const EMPTY_SHA256_HEX: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const EMPTY_SHA256_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// HMAC-SHA256 of `data` under `key`.
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC is defined for keys of every length (longer ones are hashed first), so this
     // constructor has no failure case; an error here would be a bug in the hmac crate.
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -50,10 +48,7 @@ pub(crate) fn scope(date: &str, region: &str) -> String {
 
 /// The string to sign of a request: algorithm, timestamp, scope, hash of the canonical request.
 pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// Decodes a 64-digit hex signature (either case); anything else is `None`.
@@ -99,11 +94,7 @@ mod tests {
             x-amz-date:20130524T000000Z\n\n\
             host;range;x-amz-content-sha256;x-amz-date\n\
             e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let sts = string_to_sign(
-            "20130524T000000Z",
-            &scope("20130524", "us-east-1"),
-            canonical,
-        );
+        let sts = string_to_sign("20130524T000000Z", &scope("20130524", "us-east-1"), canonical);
         assert_eq!(
             sts,
             "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n\
@@ -114,23 +105,11 @@ mod tests {
             hex::encode(hmac_sha256(&key, sts.as_bytes())),
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
-        assert!(signature_matches(
-            &key,
-            &sts,
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        ));
-        assert!(signature_matches(
-            &key,
-            &sts,
-            "F0E8BDB87C964420E857BD35B5D6ED310BD44F0170ABA48DD91039C6036BDB41"
-        ));
+        assert!(signature_matches(&key, &sts, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"));
+        assert!(signature_matches(&key, &sts, "F0E8BDB87C964420E857BD35B5D6ED310BD44F0170ABA48DD91039C6036BDB41"));
         assert!(!signature_matches(&key, &sts, "f0e8"));
         assert!(!signature_matches(&key, &sts, ""));
-        assert!(!signature_matches(
-            &key,
-            &sts,
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb42"
-        ));
+        assert!(!signature_matches(&key, &sts, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb42"));
     }
 
     #[test]

@@ -70,8 +70,7 @@ pub(crate) const MARKER_PARAMS: [&str; 2] = ["AWSAccessKeyId", "Signature"];
 
 fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
     // HMAC is defined for keys of every length, so this constructor has no failure case.
-    let mut mac =
-        <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -128,8 +127,7 @@ fn canonical_resources(req: &RequestView<'_>, params: &[QueryParam<'_>]) -> Vec<
     }
     path.push_str(req.raw_path);
     let subresources = canonical_subresources(params);
-    let bucket_only =
-        req.virtual_host_bucket.is_none() && path.len() > 1 && !path[1..].contains('/');
+    let bucket_only = req.virtual_host_bucket.is_none() && path.len() > 1 && !path[1..].contains('/');
     let mut forms = vec![format!("{path}{subresources}")];
     if bucket_only {
         forms.push(format!("{path}/{subresources}"));
@@ -142,12 +140,7 @@ fn canonical_subresources(params: &[QueryParam<'_>]) -> String {
     let mut subresources: Vec<(String, Option<String>)> = params
         .iter()
         .filter(|p| SUBRESOURCES.contains(&p.name().as_ref()))
-        .map(|p| {
-            (
-                p.name().into_owned(),
-                p.raw_value.map(|_| p.value().into_owned()),
-            )
-        })
+        .map(|p| (p.name().into_owned(), p.raw_value.map(|_| p.value().into_owned())))
         .collect();
     subresources.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::new();
@@ -164,18 +157,8 @@ fn canonical_subresources(params: &[QueryParam<'_>]) -> String {
 
 /// The SigV2 string to sign with the given date line and resource; `skip_amz_date` leaves
 /// `x-amz-date` out of the `x-amz-*` block when its value already stands in the date line.
-fn string_to_sign(
-    req: &RequestView<'_>,
-    resource: &str,
-    date_line: &str,
-    skip_amz_date: bool,
-) -> String {
-    let first = |name| {
-        header_values(req.headers, name)
-            .next()
-            .map(str::trim)
-            .unwrap_or("")
-    };
+fn string_to_sign(req: &RequestView<'_>, resource: &str, date_line: &str, skip_amz_date: bool) -> String {
+    let first = |name| header_values(req.headers, name).next().map(str::trim).unwrap_or("");
     format!(
         "{}\n{}\n{}\n{date_line}\n{}{resource}",
         req.method,
@@ -187,18 +170,12 @@ fn string_to_sign(
 
 /// Accepts the base64 signature `provided` if it is the HMAC-SHA1 of any of the candidate
 /// strings to sign; a mismatch reports the first, which is the documented form.
-fn verify_any(
-    access_key: &str,
-    secret: &str,
-    candidates: Vec<String>,
-    provided: &str,
-) -> Result<(), Error> {
+fn verify_any(access_key: &str, secret: &str, candidates: Vec<String>, provided: &str) -> Result<(), Error> {
     let Ok(given) = BASE64.decode(provided.trim()) else {
         let first = candidates.into_iter().next().unwrap_or_default();
         return Err(Error::signature_mismatch(access_key, first, None, provided));
     };
-    let matches =
-        |sts: &String| constant_time_eq(&hmac_sha1(secret.as_bytes(), sts.as_bytes()), &given);
+    let matches = |sts: &String| constant_time_eq(&hmac_sha1(secret.as_bytes(), sts.as_bytes()), &given);
     if candidates.iter().any(matches) {
         return Ok(());
     }
@@ -207,12 +184,7 @@ fn verify_any(
 }
 
 fn user(access_key: &str) -> Authenticated {
-    Authenticated {
-        identity: Identity::User {
-            access_key: access_key.to_owned(),
-        },
-        payload: PayloadCheck::Unsigned,
-    }
+    Authenticated { identity: Identity::User { access_key: access_key.to_owned() }, payload: PayloadCheck::Unsigned }
 }
 
 /// Where a header-signed SigV2 request keeps its time.
@@ -225,17 +197,13 @@ enum RequestDate<'h> {
 
 /// Finds and parses the request time; returns where it came from and its unix seconds.
 fn request_date(headers: &[(String, String)]) -> Result<(RequestDate<'_>, i64), Error> {
-    let invalid = || {
-        Error::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into())
-    };
+    let invalid = || Error::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into());
     let parse = |text: &str| parse_http_date(text).or_else(|| parse_amz_date(text.trim()));
     if let Some(text) = single_header(headers, "x-amz-date").map_err(|()| invalid())? {
         let unix = parse(text).ok_or_else(invalid)?;
         return Ok((RequestDate::AmzDate(text), unix));
     }
-    let text = single_header(headers, "date")
-        .map_err(|()| invalid())?
-        .ok_or_else(invalid)?;
+    let text = single_header(headers, "date").map_err(|()| invalid())?.ok_or_else(invalid)?;
     let unix = parse(text).ok_or_else(invalid)?;
     Ok((RequestDate::Date(text), unix))
 }
@@ -253,11 +221,8 @@ pub(crate) fn authenticate_header(
     params: &[QueryParam<'_>],
     store: &dyn SecretStore,
 ) -> Result<Authenticated, Error> {
-    let malformed = || {
-        Error::InvalidArgument(
-            "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature".to_owned(),
-        )
-    };
+    let malformed =
+        || Error::InvalidArgument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature".to_owned());
     let credentials = authorization.strip_prefix("AWS ").ok_or_else(malformed)?;
     let (access_key, signature) = credentials.trim().rsplit_once(':').ok_or_else(malformed)?;
     if access_key.is_empty() || signature.is_empty() {
@@ -268,11 +233,8 @@ pub(crate) fn authenticate_header(
         RequestDate::AmzDate(text) | RequestDate::Date(text) => text,
     };
     check_skew(unix, date_text, req.now_unix)?;
-    let secret = store
-        .secret_key(access_key)
-        .ok_or_else(|| Error::InvalidAccessKeyId {
-            access_key: access_key.to_owned(),
-        })?;
+    let secret =
+        store.secret_key(access_key).ok_or_else(|| Error::InvalidAccessKeyId { access_key: access_key.to_owned() })?;
     let mut candidates = Vec::new();
     for resource in canonical_resources(req, params) {
         match date {
@@ -321,22 +283,15 @@ pub(crate) fn authenticate_presigned(
     let expires = Some(expires_text.as_str())
         .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
         .map(|t| t.parse::<i64>().unwrap_or(i64::MAX))
-        .ok_or_else(|| {
-            Error::AccessDenied(format!(
-                "Invalid date (should be seconds since epoch): {expires_text}"
-            ))
-        })?;
+        .ok_or_else(|| Error::AccessDenied(format!("Invalid date (should be seconds since epoch): {expires_text}")))?;
     if req.now_unix > expires {
         return Err(Error::AccessDenied("Request has expired".to_owned()));
     }
     if access_key.is_empty() {
         return Err(missing());
     }
-    let secret = store
-        .secret_key(&access_key)
-        .ok_or_else(|| Error::InvalidAccessKeyId {
-            access_key: access_key.clone(),
-        })?;
+    let secret =
+        store.secret_key(&access_key).ok_or_else(|| Error::InvalidAccessKeyId { access_key: access_key.clone() })?;
     // Query authentication signs `Expires` where the date goes and no `x-amz-date`
     // ("you do not use the Date or the x-amz-date request header").
     let candidates = canonical_resources(req, params)

@@ -6,16 +6,12 @@
 //! Chunk" (Amazon S3 API Reference).
 
 use super::canonical::{
-    canonical_header_value, canonical_query, canonical_uri, header_values, parse_query,
-    single_header,
+    canonical_header_value, canonical_query, canonical_uri, header_values, parse_query, single_header,
 };
 use super::chunk::ChunkVerifier;
 use super::date::{format_amz_date, format_iso8601_millis, parse_amz_date, parse_http_date};
 use super::signing::{self, ALGORITHM, SERVICE, TERMINATOR};
-use super::{
-    Authenticated, Error, Identity, PayloadCheck, REQUEST_SKEW_SECONDS_MAX, RequestView,
-    SecretStore,
-};
+use super::{Authenticated, Error, Identity, PayloadCheck, REQUEST_SKEW_SECONDS_MAX, RequestView, SecretStore};
 
 /// The access key and scope named by `Credential=` or `X-Amz-Credential`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,33 +43,21 @@ pub(crate) fn parse_credential(text: &str, node_region: &str) -> Result<Credenti
         return Err(malformed());
     }
     if region != node_region {
-        return Err(format!(
-            "the region '{region}' is wrong; expecting '{node_region}'"
-        ));
+        return Err(format!("the region '{region}' is wrong; expecting '{node_region}'"));
     }
     if service != SERVICE {
-        return Err(format!(
-            "incorrect service \"{service}\". This endpoint belongs to \"{SERVICE}\"."
-        ));
+        return Err(format!("incorrect service \"{service}\". This endpoint belongs to \"{SERVICE}\"."));
     }
     if terminator != TERMINATOR {
-        return Err(format!(
-            "incorrect terminal \"{terminator}\". This endpoint uses \"{TERMINATOR}\"."
-        ));
+        return Err(format!("incorrect terminal \"{terminator}\". This endpoint uses \"{TERMINATOR}\"."));
     }
-    Ok(Credential {
-        access_key: access_key.to_owned(),
-        date: date.to_owned(),
-    })
+    Ok(Credential { access_key: access_key.to_owned(), date: date.to_owned() })
 }
 
 /// Splits a `SignedHeaders` list into lowercase names; `None` if it is empty or has an empty
 /// name (`host;;x-amz-date`).
 pub(crate) fn parse_signed_headers(text: &str) -> Option<Vec<String>> {
-    let names: Vec<String> = text
-        .split(';')
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
+    let names: Vec<String> = text.split(';').map(|n| n.trim().to_ascii_lowercase()).collect();
     names.iter().all(|n| !n.is_empty()).then_some(names)
 }
 
@@ -83,17 +67,9 @@ pub(crate) fn parse_signed_headers(text: &str) -> Option<Vec<String>> {
 /// been added by anyone on the path (say `x-amz-copy-source` on a presigned PUT), so S3
 /// refuses it with `AccessDenied` and a `HeadersNotSigned` list; `x-amz-content-sha256` is
 /// exempt because its value is already the payload line of the canonical request.
-pub(crate) fn check_signed_headers(
-    headers: &[(String, String)],
-    signed: &[String],
-) -> Result<(), Error> {
-    if let Some(missing) = signed
-        .iter()
-        .find(|name| header_values(headers, name).next().is_none())
-    {
-        return Err(Error::MissingSecurityHeader {
-            header: missing.clone(),
-        });
+pub(crate) fn check_signed_headers(headers: &[(String, String)], signed: &[String]) -> Result<(), Error> {
+    if let Some(missing) = signed.iter().find(|name| header_values(headers, name).next().is_none()) {
+        return Err(Error::MissingSecurityHeader { header: missing.clone() });
     }
     let mut unsigned: Vec<String> = headers
         .iter()
@@ -103,13 +79,7 @@ pub(crate) fn check_signed_headers(
         .collect();
     unsigned.sort();
     unsigned.dedup();
-    if unsigned.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::HeadersNotSigned {
-            headers: unsigned.join(","),
-        })
-    }
+    if unsigned.is_empty() { Ok(()) } else { Err(Error::HeadersNotSigned { headers: unsigned.join(",") }) }
 }
 
 /// Assembles the canonical request ("Create a canonical request"). Signed headers must have
@@ -157,9 +127,7 @@ fn parse_authorization(value: &str) -> Result<AuthorizationParts<'_>, Error> {
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for component in rest.split(',').map(str::trim).filter(|c| !c.is_empty()) {
         let (key, val) = component.split_once('=').ok_or_else(|| {
-            Error::header_malformed(&format!(
-                "the component \"{component}\" is not of the form key=value."
-            ))
+            Error::header_malformed(&format!("the component \"{component}\" is not of the form key=value."))
         })?;
         let slot = match key.trim() {
             "Credential" => &mut credential,
@@ -168,16 +136,11 @@ fn parse_authorization(value: &str) -> Result<AuthorizationParts<'_>, Error> {
             _ => continue,
         };
         if slot.replace(val.trim()).is_some() {
-            return Err(Error::header_malformed(&format!(
-                "the component \"{}\" appears more than once.",
-                key.trim()
-            )));
+            return Err(Error::header_malformed(&format!("the component \"{}\" appears more than once.", key.trim())));
         }
     }
     fn require<'v>(slot: Option<&'v str>, name: &str) -> Result<&'v str, Error> {
-        slot.ok_or_else(|| {
-            Error::IncompleteSignature(format!("Authorization header requires '{name}' parameter."))
-        })
+        slot.ok_or_else(|| Error::IncompleteSignature(format!("Authorization header requires '{name}' parameter.")))
     }
     Ok(AuthorizationParts {
         credential: require(credential, "Credential")?,
@@ -202,10 +165,7 @@ impl Payload {
             Payload::Sha256(hash) => PayloadCheck::Sha256(hash),
             Payload::Unsigned => PayloadCheck::Unsigned,
             Payload::StreamingUnsignedTrailer => PayloadCheck::StreamingUnsignedTrailer,
-            Payload::StreamingSigned { trailer } => PayloadCheck::StreamingSigned {
-                verifier: verifier(),
-                trailer,
-            },
+            Payload::StreamingSigned { trailer } => PayloadCheck::StreamingSigned { verifier: verifier(), trailer },
         }
     }
 }
@@ -216,13 +176,9 @@ impl Payload {
 /// and what it means for the body.
 fn payload_header(headers: &[(String, String)]) -> Result<(&str, Payload), Error> {
     let value = single_header(headers, "x-amz-content-sha256")
-        .map_err(|()| {
-            Error::InvalidArgument("x-amz-content-sha256 must appear only once.".to_owned())
-        })?
+        .map_err(|()| Error::InvalidArgument("x-amz-content-sha256 must appear only once.".to_owned()))?
         .ok_or_else(|| {
-            Error::InvalidRequest(
-                "Missing required header for this request: x-amz-content-sha256".to_owned(),
-            )
+            Error::InvalidRequest("Missing required header for this request: x-amz-content-sha256".to_owned())
         })?
         .trim();
     let payload = match value {
@@ -248,20 +204,14 @@ fn payload_header(headers: &[(String, String)]) -> Result<(&str, Payload), Error
 /// text for error bodies. SigV4 dates are ISO 8601 basic; a `Date` header in RFC 7231 form is
 /// also accepted, and then signed in basic form, the only form a string to sign carries.
 fn request_time(headers: &[(String, String)]) -> Result<(String, i64, String), Error> {
-    let invalid = || {
-        Error::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into())
-    };
+    let invalid = || Error::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into());
     let amz = single_header(headers, "x-amz-date").map_err(|()| invalid())?;
     if let Some(text) = amz {
         let unix = parse_amz_date(text.trim()).ok_or_else(invalid)?;
         return Ok((text.trim().to_owned(), unix, text.to_owned()));
     }
-    let text = single_header(headers, "date")
-        .map_err(|()| invalid())?
-        .ok_or_else(invalid)?;
-    let unix = parse_amz_date(text.trim())
-        .or_else(|| parse_http_date(text))
-        .ok_or_else(invalid)?;
+    let text = single_header(headers, "date").map_err(|()| invalid())?.ok_or_else(invalid)?;
+    let unix = parse_amz_date(text.trim()).or_else(|| parse_http_date(text)).ok_or_else(invalid)?;
     Ok((format_amz_date(unix), unix, text.to_owned()))
 }
 
@@ -284,40 +234,26 @@ pub(crate) fn authenticate(
     store: &dyn SecretStore,
 ) -> Result<Authenticated, Error> {
     let parts = parse_authorization(authorization)?;
-    let credential = parse_credential(parts.credential, req.region)
-        .map_err(|reason| Error::header_malformed(&reason))?;
+    let credential =
+        parse_credential(parts.credential, req.region).map_err(|reason| Error::header_malformed(&reason))?;
     let signed = parse_signed_headers(parts.signed_headers)
         .ok_or_else(|| Error::header_malformed("the SignedHeaders component is malformed."))?;
     if !signed.iter().any(|name| name == "host") {
-        return Err(Error::header_malformed(
-            "the SignedHeaders component must include 'host'.",
-        ));
+        return Err(Error::header_malformed("the SignedHeaders component must include 'host'."));
     }
     let (amz_date, unix, date_text) = request_time(req.headers)?;
     if !amz_date.starts_with(&credential.date) {
-        return Err(Error::header_malformed(
-            "Invalid credential date. Date is not the same as X-Amz-Date.",
-        ));
+        return Err(Error::header_malformed("Invalid credential date. Date is not the same as X-Amz-Date."));
     }
     check_skew(unix, &date_text, req.now_unix)?;
     let (payload_line, payload) = payload_header(req.headers)?;
     check_signed_headers(req.headers, &signed)?;
-    let secret =
-        store
-            .secret_key(&credential.access_key)
-            .ok_or_else(|| Error::InvalidAccessKeyId {
-                access_key: credential.access_key.clone(),
-            })?;
+    let secret = store
+        .secret_key(&credential.access_key)
+        .ok_or_else(|| Error::InvalidAccessKeyId { access_key: credential.access_key.clone() })?;
 
     let query = canonical_query(&parse_query(req.raw_query), None);
-    let canonical = canonical_request(
-        req.method,
-        req.raw_path,
-        &query,
-        req.headers,
-        &signed,
-        payload_line,
-    );
+    let canonical = canonical_request(req.method, req.raw_path, &query, req.headers, &signed, payload_line);
     let scope = signing::scope(&credential.date, req.region);
     let string_to_sign = signing::string_to_sign(&amz_date, &scope, &canonical);
     let key = signing::signing_key(&secret, &credential.date, req.region);
@@ -339,12 +275,7 @@ pub(crate) fn authenticate(
             signing::parse_signature(parts.signature).unwrap_or_default(),
         )
     });
-    Ok(Authenticated {
-        identity: Identity::User {
-            access_key: credential.access_key,
-        },
-        payload,
-    })
+    Ok(Authenticated { identity: Identity::User { access_key: credential.access_key }, payload })
 }
 
 #[cfg(test)]

@@ -4,21 +4,12 @@ use super::testutil::{EMPTY_HASH, EXAMPLE_NOW, MapStore, headers, view};
 use super::*;
 
 fn run(query: &str, h: &[(String, String)]) -> Result<Authenticated, Error> {
-    authenticate(
-        &view("GET", "/bucket/key", query, h, EXAMPLE_NOW),
-        &MapStore::with(&[]),
-    )
+    authenticate(&view("GET", "/bucket/key", query, h, EXAMPLE_NOW), &MapStore::with(&[]))
 }
 
 #[test]
 fn no_credentials_is_anonymous() {
-    for query in [
-        "",
-        "prefix=a&max-keys=2",
-        "acl",
-        "X-Amz-Date=20130524T000000Z",
-        "Expires=1",
-    ] {
+    for query in ["", "prefix=a&max-keys=2", "acl", "X-Amz-Date=20130524T000000Z", "Expires=1"] {
         let h = headers(&[("host", "localhost"), ("x-amz-content-sha256", EMPTY_HASH)]);
         let auth = run(query, &h).expect(query);
         assert_eq!(auth.identity, Identity::Anonymous);
@@ -43,48 +34,23 @@ fn only_one_mechanism_allowed() {
     for (h, query) in cases {
         let err = run(query, &headers(h)).unwrap_err();
         assert_eq!(err.code(), "InvalidArgument", "{h:?} {query}");
-        assert!(
-            err.to_string()
-                .starts_with("Only one auth mechanism allowed")
-        );
+        assert!(err.to_string().starts_with("Only one auth mechanism allowed"));
     }
 }
 
 #[test]
 fn partial_presigned_parameters_are_an_error_not_anonymous() {
-    for query in [
-        "X-Amz-Credential=a",
-        "X-Amz-Signature=a",
-        "Signature=a",
-        "AWSAccessKeyId=a",
-    ] {
+    for query in ["X-Amz-Credential=a", "X-Amz-Signature=a", "Signature=a", "AWSAccessKeyId=a"] {
         let err = run(query, &[]).unwrap_err();
-        assert!(
-            matches!(
-                err.code(),
-                "AuthorizationQueryParametersError" | "AccessDenied"
-            ),
-            "{query}: {err:?}"
-        );
+        assert!(matches!(err.code(), "AuthorizationQueryParametersError" | "AccessDenied"), "{query}: {err:?}");
     }
 }
 
 #[test]
 fn unsupported_authorization_types() {
-    for value in [
-        "Bearer abc",
-        "Basic dXNlcjpwYXNz",
-        "",
-        "   ",
-        "AWS4-ECDSA-P256-SHA256 x",
-        "aws a:b",
-    ] {
+    for value in ["Bearer abc", "Basic dXNlcjpwYXNz", "", "   ", "AWS4-ECDSA-P256-SHA256 x", "aws a:b"] {
         let err = run("", &headers(&[("authorization", value)])).unwrap_err();
-        assert_eq!(
-            err,
-            Error::InvalidArgument("Unsupported Authorization Type".into()),
-            "{value:?}"
-        );
+        assert_eq!(err, Error::InvalidArgument("Unsupported Authorization Type".into()), "{value:?}");
     }
 }
 
@@ -96,13 +62,7 @@ fn payload_hash_comparison() {
     b[31] ^= 1;
     let err = verify_payload_sha256(&a, &b).unwrap_err();
     assert_eq!(err.code(), "XAmzContentSHA256Mismatch");
-    assert_eq!(
-        err,
-        Error::XAmzContentSHA256Mismatch {
-            client_computed: hex::encode(a),
-            s3_computed: hex::encode(b),
-        }
-    );
+    assert_eq!(err, Error::XAmzContentSHA256Mismatch { client_computed: hex::encode(a), s3_computed: hex::encode(b) });
 }
 
 /// Feeds combinations of hostile headers, paths and queries through every mechanism; each
@@ -131,16 +91,8 @@ fn garbage_through_every_mechanism_never_panics() {
     let header_sets: [Vec<(&str, &str)>; 4] = [
         vec![],
         vec![("host", ""), ("date", ""), ("x-amz-date", "")],
-        vec![
-            ("host", "h"),
-            ("x-amz-date", "20130524T000000Z"),
-            ("x-amz-content-sha256", EMPTY_HASH),
-        ],
-        vec![
-            ("date", "Tue, 27 Mar 2007 19:36:42 +0000"),
-            ("x-amz-meta-é", "é"),
-            ("content-type", "\t"),
-        ],
+        vec![("host", "h"), ("x-amz-date", "20130524T000000Z"), ("x-amz-content-sha256", EMPTY_HASH)],
+        vec![("date", "Tue, 27 Mar 2007 19:36:42 +0000"), ("x-amz-meta-é", "é"), ("content-type", "\t")],
     ];
     let paths = ["", "/", "%", "/%zz/%2F/..//", "é", &huge[..]];
     for query in &queries {
@@ -215,12 +167,7 @@ fn corpus() -> Vec<CorpusCase> {
 /// When the client signed the request, from whichever field carries it.
 fn signed_at(case: &CorpusCase) -> i64 {
     let params = canonical::parse_query(&case.query);
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|p| p.name() == name)
-            .map(|p| p.value().into_owned())
-    };
+    let param = |name: &str| params.iter().find(|p| p.name() == name).map(|p| p.value().into_owned());
     let header = |name: &'static str| canonical::header_values(&case.headers, name).next();
     if let Some(text) = header("x-amz-date").or(param("X-Amz-Date").as_deref()) {
         return date::parse_amz_date(text).expect("SigV4 date");
@@ -229,10 +176,7 @@ fn signed_at(case: &CorpusCase) -> i64 {
         return date::parse_http_date(text).expect("SigV2 date");
     }
     // SigV2 presigned URLs carry only their expiry; the generator asks for one hour.
-    param("Expires")
-        .and_then(|e| e.parse::<i64>().ok())
-        .expect("Expires")
-        - 3_600
+    param("Expires").and_then(|e| e.parse::<i64>().ok()).expect("Expires") - 3_600
 }
 
 /// Every request boto3 signs (SigV4 and SigV2, header and presigned, path and virtual-host
@@ -260,27 +204,11 @@ fn botocore_corpus_authenticates() {
         };
         let time = signed_at(case);
         let auth = at(time + 30).unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
-        assert_eq!(
-            auth.identity,
-            Identity::User {
-                access_key: "AKIAIOSFODNN7EXAMPLE".into()
-            },
-            "{}",
-            case.name
-        );
+        assert_eq!(auth.identity, Identity::User { access_key: "AKIAIOSFODNN7EXAMPLE".into() }, "{}", case.name);
         let streaming = canonical::header_values(&case.headers, "x-amz-content-sha256")
             .any(|v| v == "STREAMING-UNSIGNED-PAYLOAD-TRAILER");
-        assert_eq!(
-            streaming,
-            matches!(auth.payload, PayloadCheck::StreamingUnsignedTrailer),
-            "{}",
-            case.name
-        );
+        assert_eq!(streaming, matches!(auth.payload, PayloadCheck::StreamingUnsignedTrailer), "{}", case.name);
         let late = at(time + 7_200).expect_err(&case.name);
-        assert!(
-            matches!(late.code(), "RequestTimeTooSkewed" | "AccessDenied"),
-            "{}: {late:?}",
-            case.name
-        );
+        assert!(matches!(late.code(), "RequestTimeTooSkewed" | "AccessDenied"), "{}: {late:?}", case.name);
     }
 }

@@ -16,8 +16,7 @@ pub(crate) const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// 20130524T000000Z, the time of AWS's SigV4 examples.
 pub(crate) const EXAMPLE_NOW: i64 = 1_369_353_600;
 /// SHA-256 of the empty body.
-pub(crate) const EMPTY_HASH: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// A store holding fixed keys.
 pub(crate) struct MapStore(pub(crate) Vec<(String, String)>);
@@ -33,19 +32,13 @@ impl MapStore {
 
 impl SecretStore for MapStore {
     fn secret_key(&self, access_key: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(a, _)| a == access_key)
-            .map(|(_, s)| s.clone())
+        self.0.iter().find(|(a, _)| a == access_key).map(|(_, s)| s.clone())
     }
 }
 
 /// Owned header list from pairs; names are lowercased as the server would.
 pub(crate) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())).collect()
 }
 
 /// A request view in us-east-1, path-style.
@@ -56,15 +49,7 @@ pub(crate) fn view<'a>(
     headers: &'a [(String, String)],
     now_unix: i64,
 ) -> RequestView<'a> {
-    RequestView {
-        method,
-        raw_path,
-        raw_query,
-        headers,
-        now_unix,
-        region: "us-east-1",
-        virtual_host_bucket: None,
-    }
+    RequestView { method, raw_path, raw_query, headers, now_unix, region: "us-east-1", virtual_host_bucket: None }
 }
 
 /// Percent-encodes as SDKs do: every byte outside `A-Za-z0-9-_.~` once, uppercase hex, with
@@ -72,9 +57,8 @@ pub(crate) fn view<'a>(
 pub(crate) fn client_encode(text: &str, keep_slash: bool) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
-        let plain = byte.is_ascii_alphanumeric()
-            || matches!(byte, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && byte == b'/');
+        let plain =
+            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') || (keep_slash && byte == b'/');
         if plain {
             out.push(char::from(byte));
         } else {
@@ -130,10 +114,7 @@ impl ClientRequest<'_> {
         let query: Vec<String> = query.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let mut signed: Vec<&(String, String)> = self.headers.iter().collect();
         signed.sort();
-        let canonical_headers: String = signed
-            .iter()
-            .map(|(n, v)| format!("{n}:{}\n", v.trim()))
-            .collect();
+        let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{}\n", v.trim())).collect();
         format!(
             "{}\n{}\n{}\n{}\n{}\n{}",
             self.method,
@@ -174,12 +155,7 @@ impl ClientRequest<'_> {
 
     /// Turns the request into a presigned URL: adds the `X-Amz-*` parameters and the
     /// signature, and returns (raw path, raw query).
-    pub(crate) fn presign(
-        mut self,
-        access_key: &str,
-        secret: &str,
-        expires: i64,
-    ) -> (String, String) {
+    pub(crate) fn presign(mut self, access_key: &str, secret: &str, expires: i64) -> (String, String) {
         let credential = format!("{access_key}/{}", self.scope());
         let signed_headers = self.signed_headers();
         for (name, value) in [

@@ -82,22 +82,16 @@ impl<'a> Dec<'a> {
         Ok(self.take(1)?[0])
     }
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| DecodeError)?,
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| DecodeError)?))
     }
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| DecodeError)?,
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| DecodeError)?))
     }
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(self.u64()? as i64)
     }
     pub fn u128(&mut self) -> Result<u128, DecodeError> {
-        Ok(u128::from_le_bytes(
-            self.take(16)?.try_into().map_err(|_| DecodeError)?,
-        ))
+        Ok(u128::from_le_bytes(self.take(16)?.try_into().map_err(|_| DecodeError)?))
     }
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.u32()? as usize;
@@ -129,10 +123,7 @@ mod tests {
         });
         let mut d = Dec::new(&e.buf);
         let (t, mut f) = d.field().unwrap();
-        assert_eq!(
-            (t, f.u64().unwrap(), f.string().unwrap()),
-            (1, 7, "k".into())
-        );
+        assert_eq!((t, f.u64().unwrap(), f.string().unwrap()), (1, 7, "k".into()));
         let (t, _) = d.field().unwrap();
         assert_eq!(t, 200);
         assert!(d.is_empty());

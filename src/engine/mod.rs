@@ -59,9 +59,7 @@ pub enum Error {
     PreconditionFailed,
     #[error("a conflicting operation on the bucket is in progress")]
     OperationAborted,
-    #[error(
-        "a write or sync failed earlier ({0}); this shard refuses writes until the node restarts"
-    )]
+    #[error("a write or sync failed earlier ({0}); this shard refuses writes until the node restarts")]
     Poisoned(String),
     #[error("stored data failed its checksum: {0}")]
     Corrupt(String),
@@ -151,47 +149,16 @@ pub struct ShardStats {
 
 /// Messages between cores.
 pub enum Request {
-    WriteChunk {
-        buf: Chunk,
-        reply: Reply<(Extent, AlignedBuf)>,
-    },
+    WriteChunk { buf: Chunk, reply: Reply<(Extent, AlignedBuf)> },
     Commit(Box<Commit>, Reply<CommitOutcome>),
     Delete(DeleteReq, Reply<DeleteOutcome>),
-    PutBucket {
-        name: String,
-        change: BucketChange,
-        reply: Reply<()>,
-    },
-    Get {
-        bucket: String,
-        key: String,
-        version: Option<VersionId>,
-        reply: Reply<Version>,
-    },
-    Versions {
-        bucket: String,
-        key: String,
-        reply: Reply<Vec<Version>>,
-    },
-    List {
-        bucket: String,
-        query: ListQuery,
-        reply: Reply<Vec<ListEntry>>,
-    },
-    Replica {
-        name: String,
-        state: Option<BucketState>,
-        reply: Reply<()>,
-    },
-    Freeze {
-        name: String,
-        frozen: bool,
-        reply: Reply<bool>,
-    },
-    OwnedBucket {
-        name: String,
-        reply: Reply<Option<BucketState>>,
-    },
+    PutBucket { name: String, change: BucketChange, reply: Reply<()> },
+    Get { bucket: String, key: String, version: Option<VersionId>, reply: Reply<Version> },
+    Versions { bucket: String, key: String, reply: Reply<Vec<Version>> },
+    List { bucket: String, query: ListQuery, reply: Reply<Vec<ListEntry>> },
+    Replica { name: String, state: Option<BucketState>, reply: Reply<()> },
+    Freeze { name: String, frozen: bool, reply: Reply<bool> },
+    OwnedBucket { name: String, reply: Reply<Option<BucketState>> },
     Stats(Reply<ShardStats>),
     Shutdown(Reply<()>),
 }
@@ -254,11 +221,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        shard: ShardId,
-        mesh: Vec<flume::Sender<Request>>,
-        config: Arc<EngineConfig>,
-    ) -> Self {
+    pub fn new(shard: ShardId, mesh: Vec<flume::Sender<Request>>, config: Arc<EngineConfig>) -> Self {
         Self {
             shard,
             mesh,
@@ -275,21 +238,13 @@ impl Shared {
         }
         let path = segment::log::segment_path(&self.config.shard_dirs[shard.0 as usize], segment);
         let f = segment::log::open_direct(&path, false, false)?;
-        self.readers
-            .borrow_mut()
-            .insert((shard, segment), f.clone());
+        self.readers.borrow_mut().insert((shard, segment), f.clone());
         Ok(f)
     }
 }
 
 /// Writes the data record header for `len` payload bytes into `buf`.
-pub fn stamp_data_header(
-    buf: &mut AlignedBuf,
-    len: usize,
-    hash: u64,
-    seq: u64,
-    segment: SegmentId,
-) {
+pub fn stamp_data_header(buf: &mut AlignedBuf, len: usize, hash: u64, seq: u64, segment: SegmentId) {
     RecordHeader {
         kind: RecordKind::Data,
         payload_len: len as u32,
@@ -301,21 +256,12 @@ pub fn stamp_data_header(
 }
 
 /// Sends a bucket's new state to every core, then answers `reply`.
-pub fn broadcast_replica(
-    shared: &Rc<Shared>,
-    name: String,
-    state: Option<BucketState>,
-    reply: Reply<()>,
-) {
+pub fn broadcast_replica(shared: &Rc<Shared>, name: String, state: Option<BucketState>, reply: Reply<()>) {
     let mesh = shared.mesh.clone();
     compio::runtime::spawn(async move {
         for tx in &mesh {
             let (rtx, rrx) = flume::bounded(1);
-            let msg = Request::Replica {
-                name: name.clone(),
-                state: state.clone(),
-                reply: rtx,
-            };
+            let msg = Request::Replica { name: name.clone(), state: state.clone(), reply: rtx };
             if tx.send_async(msg).await.is_err() || rrx.recv_async().await.is_err() {
                 let _ = reply.send(Err(Error::ShuttingDown));
                 return;
@@ -329,9 +275,7 @@ pub fn broadcast_replica(
 /// Whether an `If-Match` value names this ETag (quotes optional, `*` any).
 pub fn etag_matches(want: &str, etag: &ETag) -> bool {
     let have = etag.to_string();
-    want.split(',')
-        .map(str::trim)
-        .any(|w| w == "*" || w == have || w == have.trim_matches('"'))
+    want.split(',').map(str::trim).any(|w| w == "*" || w == have || w == have.trim_matches('"'))
 }
 
 /// The engine as seen from one core.
@@ -363,16 +307,9 @@ impl Engine {
         ShardId((xxhash_rust::xxh3::xxh3_64(bucket.as_bytes()) % self.shards()) as u32)
     }
 
-    async fn call<T>(
-        &self,
-        shard: ShardId,
-        make: impl FnOnce(Reply<T>) -> Request,
-    ) -> Result<T, Error> {
+    async fn call<T>(&self, shard: ShardId, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
         let (tx, rx) = flume::bounded(1);
-        self.shared.mesh[shard.0 as usize]
-            .send_async(make(tx))
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        self.shared.mesh[shard.0 as usize].send_async(make(tx)).await.map_err(|_| Error::ShuttingDown)?;
         rx.recv_async().await.map_err(|_| Error::ShuttingDown)?
     }
 
@@ -381,40 +318,21 @@ impl Engine {
     }
 
     pub fn bucket(&self, name: &str) -> Option<BucketState> {
-        self.shared
-            .buckets
-            .borrow()
-            .get(name)
-            .map(|e| e.state.clone())
+        self.shared.buckets.borrow().get(name).map(|e| e.state.clone())
     }
 
     pub fn buckets(&self) -> Vec<(String, BucketState)> {
-        self.shared
-            .buckets
-            .borrow()
-            .iter()
-            .map(|(n, e)| (n.clone(), e.state.clone()))
-            .collect()
+        self.shared.buckets.borrow().iter().map(|(n, e)| (n.clone(), e.state.clone())).collect()
     }
 
     pub async fn create_bucket(&self, name: &str, state: BucketState) -> Result<(), Error> {
         let change = BucketChange::Create(state);
-        self.call(self.bucket_owner(name), |reply| Request::PutBucket {
-            name: name.into(),
-            change,
-            reply,
-        })
-        .await
+        self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
     }
 
     pub async fn update_bucket(&self, name: &str, state: BucketState) -> Result<(), Error> {
         let change = BucketChange::Update(state);
-        self.call(self.bucket_owner(name), |reply| Request::PutBucket {
-            name: name.into(),
-            change,
-            reply,
-        })
-        .await
+        self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
     }
 
     /// Deletes an empty bucket: freezes it on every core (refusing new
@@ -444,13 +362,8 @@ impl Engine {
     async fn freeze_all(&self, name: &str, frozen: bool) -> Result<bool, Error> {
         let mut empty = true;
         for s in 0..self.shards() {
-            let has = self
-                .call(ShardId(s as u32), |reply| Request::Freeze {
-                    name: name.into(),
-                    frozen,
-                    reply,
-                })
-                .await?;
+            let has =
+                self.call(ShardId(s as u32), |reply| Request::Freeze { name: name.into(), frozen, reply }).await?;
             empty &= !has;
         }
         Ok(empty)
@@ -458,38 +371,17 @@ impl Engine {
 
     /// Starts writing an object; bytes go to the key's owning shard.
     pub fn put(&self, bucket: &str, key: &str) -> PutStream {
-        PutStream {
-            engine: self.clone(),
-            owner: self.owner(bucket, key),
-            extents: Vec::new(),
-            pending: None,
-        }
+        PutStream { engine: self.clone(), owner: self.owner(bucket, key), extents: Vec::new(), pending: None }
     }
 
-    pub async fn get(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<VersionId>,
-    ) -> Result<Version, Error> {
+    pub async fn get(&self, bucket: &str, key: &str, version: Option<VersionId>) -> Result<Version, Error> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.call(self.owner(bucket, key), |reply| Request::Get {
-            bucket: b,
-            key: k,
-            version,
-            reply,
-        })
-        .await
+        self.call(self.owner(bucket, key), |reply| Request::Get { bucket: b, key: k, version, reply }).await
     }
 
     pub async fn versions(&self, bucket: &str, key: &str) -> Result<Vec<Version>, Error> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.call(self.owner(bucket, key), |reply| Request::Versions {
-            bucket: b,
-            key: k,
-            reply,
-        })
-        .await
+        self.call(self.owner(bucket, key), |reply| Request::Versions { bucket: b, key: k, reply }).await
     }
 
     pub async fn delete(
@@ -499,39 +391,19 @@ impl Engine {
         version: Option<VersionId>,
         now_ms: i64,
     ) -> Result<DeleteOutcome, Error> {
-        let req = DeleteReq {
-            bucket: bucket.into(),
-            key: key.into(),
-            version,
-            now_ms,
-        };
-        self.call(self.owner(bucket, key), |reply| Request::Delete(req, reply))
-            .await
+        let req = DeleteReq { bucket: bucket.into(), key: key.into(), version, now_ms };
+        self.call(self.owner(bucket, key), |reply| Request::Delete(req, reply)).await
     }
 
     /// One ListObjects page merged across shards: entries and whether more follow.
-    pub async fn list(
-        &self,
-        bucket: &str,
-        query: ListQuery,
-    ) -> Result<(Vec<ListEntry>, bool), Error> {
+    pub async fn list(&self, bucket: &str, query: ListQuery) -> Result<(Vec<ListEntry>, bool), Error> {
         let limit = query.limit;
-        let ask = ListQuery {
-            limit: limit + 1,
-            ..query
-        };
+        let ask = ListQuery { limit: limit + 1, ..query };
         let mut waits = Vec::new();
         for s in 0..self.shards() {
             let (tx, rx) = flume::bounded(1);
-            let msg = Request::List {
-                bucket: bucket.into(),
-                query: ask.clone(),
-                reply: tx,
-            };
-            self.shared.mesh[s as usize]
-                .send_async(msg)
-                .await
-                .map_err(|_| Error::ShuttingDown)?;
+            let msg = Request::List { bucket: bucket.into(), query: ask.clone(), reply: tx };
+            self.shared.mesh[s as usize].send_async(msg).await.map_err(|_| Error::ShuttingDown)?;
             waits.push(rx);
         }
         let mut pages = Vec::new();
@@ -542,21 +414,8 @@ impl Engine {
     }
 
     /// Streams bytes `[start, end)` of a version stored by the key's owner.
-    pub fn read(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: &Version,
-        start: u64,
-        end: u64,
-    ) -> ObjectReader {
-        ObjectReader::new(
-            self.shared.clone(),
-            self.owner(bucket, key),
-            version.extents.to_vec(),
-            start,
-            end,
-        )
+    pub fn read(&self, bucket: &str, key: &str, version: &Version, start: u64, end: u64) -> ObjectReader {
+        ObjectReader::new(self.shared.clone(), self.owner(bucket, key), version.extents.to_vec(), start, end)
     }
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, Error> {
@@ -583,13 +442,7 @@ impl PutStream {
     pub async fn write(&mut self, chunk: Chunk) -> Result<AlignedBuf, Error> {
         let (tx, rx) = flume::bounded(1);
         let tx_shard = &self.engine.shared.mesh[self.owner.0 as usize];
-        tx_shard
-            .send_async(Request::WriteChunk {
-                buf: chunk,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        tx_shard.send_async(Request::WriteChunk { buf: chunk, reply: tx }).await.map_err(|_| Error::ShuttingDown)?;
         let previous = self.pending.replace(rx);
         match previous {
             Some(rx) => {
@@ -609,8 +462,6 @@ impl PutStream {
         }
         commit.extents = std::mem::take(&mut self.extents);
         let owner = self.owner;
-        self.engine
-            .call(owner, |reply| Request::Commit(Box::new(commit), reply))
-            .await
+        self.engine.call(owner, |reply| Request::Commit(Box::new(commit), reply)).await
     }
 }

@@ -10,8 +10,7 @@ use compio::buf::IntoInner;
 use compio::io::AsyncReadAt;
 
 use super::segment::format::{
-    CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind,
-    payload_hash,
+    CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind, payload_hash,
 };
 use super::types::{Extent, ShardId};
 use super::{Error, Shared};
@@ -29,13 +28,7 @@ pub struct ObjectReader {
 }
 
 impl ObjectReader {
-    pub(super) fn new(
-        shared: Rc<Shared>,
-        owner: ShardId,
-        extents: Vec<Extent>,
-        start: u64,
-        end: u64,
-    ) -> Self {
+    pub(super) fn new(shared: Rc<Shared>, owner: ShardId, extents: Vec<Extent>, start: u64, end: u64) -> Self {
         let mut records = Vec::new();
         let mut at = 0u64;
         for e in extents {
@@ -44,26 +37,12 @@ impl ObjectReader {
                 let len = (e.len - i * CHUNK_PAYLOAD_BYTES).min(CHUNK_PAYLOAD_BYTES);
                 let offset = e.offset + i * CHUNK_STRIDE_BYTES;
                 if at + len > start && at < end {
-                    records.push((
-                        Extent {
-                            segment: e.segment,
-                            offset,
-                            len,
-                        },
-                        at,
-                    ));
+                    records.push((Extent { segment: e.segment, offset, len }, at));
                 }
                 at += len;
             }
         }
-        Self {
-            shared,
-            owner,
-            records: records.into_iter(),
-            start,
-            end,
-            spare: None,
-        }
+        Self { shared, owner, records: records.into_iter(), start, end, spare: None }
     }
 
     /// Returns a buffer for reuse by the next read.
@@ -74,10 +53,7 @@ impl ObjectReader {
     /// The next piece: a buffer and the range of it to send.
     pub async fn next(&mut self) -> Option<Result<(AlignedBuf, Range<usize>), Error>> {
         let (rec, obj_at) = self.records.next()?;
-        let buf = self
-            .spare
-            .take()
-            .unwrap_or_else(|| AlignedBuf::new(CHUNK_STRIDE_BYTES as usize + ALIGN));
+        let buf = self.spare.take().unwrap_or_else(|| AlignedBuf::new(CHUNK_STRIDE_BYTES as usize + ALIGN));
         Some(self.read_record(rec, obj_at, buf).await)
     }
 
@@ -97,9 +73,7 @@ impl ObjectReader {
         buf.set_len(0);
         let mut got = 0usize;
         while got < want {
-            let BufResult(r, b) = file
-                .read_at(slice_from(buf, got, want), from + got as u64)
-                .await;
+            let BufResult(r, b) = file.read_at(slice_from(buf, got, want), from + got as u64).await;
             buf = b.into_inner();
             match r {
                 Ok(0) => return Err(corrupt(rec, "segment ends inside the record")),
@@ -112,10 +86,7 @@ impl ObjectReader {
         let bytes = buf.as_slice();
         let h = RecordHeader::decode(&bytes[h_at..h_at + RECORD_HEADER_BYTES])
             .map_err(|_| corrupt(rec, "bad record header"))?;
-        if h.kind != RecordKind::Data
-            || h.payload_len as u64 != rec.len
-            || h.segment_low != rec.segment.0 as u32
-        {
+        if h.kind != RecordKind::Data || h.payload_len as u64 != rec.len || h.segment_low != rec.segment.0 as u32 {
             return Err(corrupt(rec, "record header does not match the index"));
         }
         let p = h_at + RECORD_HEADER_BYTES;
@@ -137,14 +108,6 @@ fn slice_from(mut buf: AlignedBuf, from: usize, to: usize) -> compio::buf::Slice
 }
 
 fn corrupt(rec: Extent, why: &str) -> Error {
-    tracing::error!(
-        segment = rec.segment.0,
-        offset = rec.offset,
-        why,
-        "refusing to serve damaged data"
-    );
-    Error::Corrupt(format!(
-        "segment {} offset {}: {why}",
-        rec.segment.0, rec.offset
-    ))
+    tracing::error!(segment = rec.segment.0, offset = rec.offset, why, "refusing to serve damaged data");
+    Error::Corrupt(format!("segment {} offset {}: {why}", rec.segment.0, rec.offset))
 }

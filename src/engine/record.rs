@@ -24,17 +24,9 @@ const F_STATE: u8 = 5;
 pub enum MetaOp {
     /// Adds a version of a key, replacing one with the same id (the null
     /// version is replaced this way).
-    PutVersion {
-        bucket: String,
-        key: String,
-        version: Version,
-    },
+    PutVersion { bucket: String, key: String, version: Version },
     /// Removes one version (or delete marker) of a key for good.
-    DeleteVersion {
-        bucket: String,
-        key: String,
-        id: VersionId,
-    },
+    DeleteVersion { bucket: String, key: String, id: VersionId },
     /// Creates a bucket or replaces its state (versioning, configuration).
     PutBucket { name: String, state: BucketState },
     /// Removes an empty bucket.
@@ -45,11 +37,7 @@ impl MetaOp {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::new();
         match self {
-            MetaOp::PutVersion {
-                bucket,
-                key,
-                version,
-            } => {
+            MetaOp::PutVersion { bucket, key, version } => {
                 e.u8(OP_PUT_VERSION);
                 bucket_key(&mut e, bucket, key);
                 e.field(F_VERSION, |e| version.encode(e));
@@ -95,20 +83,13 @@ impl MetaOp {
         }
         let bucket = bucket.ok_or(DecodeError)?;
         Ok(match op {
-            OP_PUT_VERSION => MetaOp::PutVersion {
-                bucket,
-                key: key.ok_or(DecodeError)?,
-                version: version.ok_or(DecodeError)?,
-            },
-            OP_DELETE_VERSION => MetaOp::DeleteVersion {
-                bucket,
-                key: key.ok_or(DecodeError)?,
-                id: id.ok_or(DecodeError)?,
-            },
-            OP_PUT_BUCKET => MetaOp::PutBucket {
-                name: bucket,
-                state: state.ok_or(DecodeError)?,
-            },
+            OP_PUT_VERSION => {
+                MetaOp::PutVersion { bucket, key: key.ok_or(DecodeError)?, version: version.ok_or(DecodeError)? }
+            }
+            OP_DELETE_VERSION => {
+                MetaOp::DeleteVersion { bucket, key: key.ok_or(DecodeError)?, id: id.ok_or(DecodeError)? }
+            }
+            OP_PUT_BUCKET => MetaOp::PutBucket { name: bucket, state: state.ok_or(DecodeError)? },
             OP_DELETE_BUCKET => MetaOp::DeleteBucket { name: bucket },
             _ => return Err(DecodeError),
         })
@@ -142,20 +123,9 @@ mod tests {
             meta: Box::new(ObjectMeta::default()),
         };
         let ops = [
-            MetaOp::PutVersion {
-                bucket: "b".into(),
-                key: "k/é".into(),
-                version,
-            },
-            MetaOp::DeleteVersion {
-                bucket: "b".into(),
-                key: "k".into(),
-                id: VersionId::NULL,
-            },
-            MetaOp::PutBucket {
-                name: "b".into(),
-                state: BucketState::default(),
-            },
+            MetaOp::PutVersion { bucket: "b".into(), key: "k/é".into(), version },
+            MetaOp::DeleteVersion { bucket: "b".into(), key: "k".into(), id: VersionId::NULL },
+            MetaOp::PutBucket { name: "b".into(), state: BucketState::default() },
             MetaOp::DeleteBucket { name: "b".into() },
         ];
         for op in ops {

@@ -54,21 +54,11 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
         }
     }
     let first = segments.first().copied().unwrap_or(SegmentId(0));
-    let (pos, mut index) = start.unwrap_or((
-        Position {
-            next_seq: 0,
-            segment: first,
-            offset: SEGMENT_HEADER_BYTES,
-        },
-        Index::default(),
-    ));
+    let (pos, mut index) =
+        start.unwrap_or((Position { next_seq: 0, segment: first, offset: SEGMENT_HEADER_BYTES }, Index::default()));
     let mut next_seq = pos.next_seq;
     for id in segments.iter().copied().filter(|id| *id >= pos.segment) {
-        let from = if id == pos.segment {
-            pos.offset
-        } else {
-            SEGMENT_HEADER_BYTES
-        };
+        let from = if id == pos.segment { pos.offset } else { SEGMENT_HEADER_BYTES };
         let path = super::segment::log::segment_path(dir, id);
         let r: ScanReport = scan::scan(&path, id, from, next_seq, |h, _, payload| {
             report.replayed_records += 1;
@@ -90,11 +80,5 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
         }
     }
     let next_segment = SegmentId(segments.last().map_or(0, |s| s.0 + 1));
-    Ok(Recovered {
-        index,
-        next_seq,
-        next_segment,
-        segments,
-        report,
-    })
+    Ok(Recovered { index, next_seq, next_segment, segments, report })
 }

@@ -24,8 +24,8 @@ use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, pack
 use super::segment::log::Log;
 use super::types::{BucketState, Extent, Version, VersionId, Versioning};
 use super::{
-    BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error,
-    Reply, Request, Shared, stamp_data_header,
+    BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error, Reply, Request,
+    Shared, stamp_data_header,
 };
 use crate::config::Durability;
 use crate::runtime::buf::{AlignedBuf, align_up};
@@ -36,11 +36,7 @@ const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
 /// Size of one group-commit buffer; a group that needs more writes several.
 const BATCH_BYTES_MAX: usize = 4 << 20;
 
-type WriteDone = (
-    u64,
-    Result<(), Error>,
-    Option<Box<dyn FnOnce(Result<(), Error>)>>,
-);
+type WriteDone = (u64, Result<(), Error>, Option<Box<dyn FnOnce(Result<(), Error>)>>);
 
 /// Metadata changes waiting for the next group.
 enum Queued {
@@ -230,32 +226,19 @@ impl Shard {
                     let _ = reply.send(Err(e));
                 }
             },
-            Request::PutBucket {
-                name,
-                change,
-                reply,
-            } => match self.check_writable() {
+            Request::PutBucket { name, change, reply } => match self.check_writable() {
                 Ok(()) => self.queue.push_back(Queued::Bucket(name, change, reply)),
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
             },
-            Request::Get {
-                bucket,
-                key,
-                version,
-                reply,
-            } => {
+            Request::Get { bucket, key, version, reply } => {
                 let _ = reply.send(self.get(&bucket, &key, version));
             }
             Request::Versions { bucket, key, reply } => {
                 let _ = reply.send(Ok(self.index.versions(&bucket, &key).to_vec()));
             }
-            Request::List {
-                bucket,
-                query,
-                reply,
-            } => {
+            Request::List { bucket, query, reply } => {
                 let _ = reply.send(Ok(self.index.list(&bucket, &query)));
             }
             Request::Replica { name, state, reply } => {
@@ -266,11 +249,7 @@ impl Shard {
                 }
                 let _ = reply.send(Ok(()));
             }
-            Request::Freeze {
-                name,
-                frozen,
-                reply,
-            } => {
+            Request::Freeze { name, frozen, reply } => {
                 self.buckets().borrow_mut().set_frozen(&name, frozen);
                 let _ = reply.send(Ok(self.index.has_keys(&name)));
             }
@@ -312,8 +291,7 @@ impl Shard {
         let slot: Rc<RefCell<Option<(Extent, AlignedBuf)>>> = Rc::default();
         let slot2 = slot.clone();
         let then = Box::new(move |r: Result<(), Error>| {
-            let _ =
-                reply.send(r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown)));
+            let _ = reply.send(r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown)));
         });
         if let Err(e) = self.issue_data_write(chunk, Some((slot, then))) {
             tracing::debug!(error = %e, "chunk write refused");
@@ -326,10 +304,7 @@ impl Shard {
     fn issue_data_write(
         &mut self,
         chunk: super::Chunk,
-        give_back: Option<(
-            Rc<RefCell<Option<(Extent, AlignedBuf)>>>,
-            Box<dyn FnOnce(Result<(), Error>)>,
-        )>,
+        give_back: Option<(Rc<RefCell<Option<(Extent, AlignedBuf)>>>, Box<dyn FnOnce(Result<(), Error>)>)>,
     ) -> Result<Extent, Error> {
         let super::Chunk { mut buf, len, hash } = chunk;
         let seq = self.log.next_seq();
@@ -347,11 +322,7 @@ impl Shard {
         stamp_data_header(&mut buf, len, hash, seq, alloc.segment);
         buf.set_len(align_up(total as u64) as usize);
         buf.zero(total, buf.len());
-        let extent = Extent {
-            segment: alloc.segment,
-            offset: alloc.offset,
-            len: len as u64,
-        };
+        let extent = Extent { segment: alloc.segment, offset: alloc.offset, len: len as u64 };
         self.bytes_since_checkpoint += total as u64;
         let ticket = self.ticket();
         let file = alloc.file;
@@ -468,12 +439,12 @@ impl Shard {
                 continue;
             }
             let planned = match q {
-                Queued::Commit(c, reply) => self
-                    .plan_commit(*c, &mut batch, reply)
-                    .map(|(op, reply, o)| (op, Done::Commit(reply, o))),
-                Queued::Delete(d, reply) => self
-                    .plan_delete(d, reply)
-                    .map(|(op, reply, o)| (op, Done::Delete(reply, o))),
+                Queued::Commit(c, reply) => {
+                    self.plan_commit(*c, &mut batch, reply).map(|(op, reply, o)| (op, Done::Commit(reply, o)))
+                }
+                Queued::Delete(d, reply) => {
+                    self.plan_delete(d, reply).map(|(op, reply, o)| (op, Done::Delete(reply, o)))
+                }
                 Queued::Bucket(name, change, reply) => self.plan_bucket(name, change, reply),
             };
             match planned {
@@ -499,11 +470,7 @@ impl Shard {
                 }
             }
         };
-        self.group = Some(Group {
-            last_ticket: last_ticket.unwrap_or(0),
-            ops,
-            done,
-        });
+        self.group = Some(Group { last_ticket: last_ticket.unwrap_or(0), ops, done });
         if last_ticket.is_none() {
             // Nothing was written: answer now (errors carry the poison).
             let r = match &self.poisoned {
@@ -515,15 +482,9 @@ impl Shard {
     }
 
     fn write_batch(&mut self, batch: Batch) -> Result<u64, Error> {
-        let Batch {
-            mut buf, used, at, ..
-        } = batch;
+        let Batch { mut buf, used, at, .. } = batch;
         let alloc = self.log.alloc(used as u64)?;
-        assert_eq!(
-            (alloc.segment, alloc.offset),
-            at,
-            "nothing allocates while a group forms"
-        );
+        assert_eq!((alloc.segment, alloc.offset), at, "nothing allocates while a group forms");
         buf.set_len(align_up(used as u64) as usize);
         self.bytes_since_checkpoint += used as u64;
         let ticket = self.ticket();
@@ -545,17 +506,7 @@ impl Shard {
         batch: &mut Batch,
         reply: Reply<CommitOutcome>,
     ) -> Option<(Option<MetaOp>, Reply<CommitOutcome>, CommitOutcome)> {
-        let Commit {
-            bucket,
-            key,
-            mut extents,
-            tail,
-            size,
-            etag,
-            meta,
-            condition,
-            now_ms,
-        } = c;
+        let Commit { bucket, key, mut extents, tail, size, etag, meta, condition, now_ms } = c;
         let refuse = |reply: Reply<CommitOutcome>, e| {
             let _ = reply.send(Err(e));
             None
@@ -568,10 +519,7 @@ impl Shard {
                 Some(b) => b.state.versioning,
             }
         };
-        let current = self
-            .index
-            .current(&bucket, &key)
-            .filter(|v| !v.delete_marker);
+        let current = self.index.current(&bucket, &key).filter(|v| !v.delete_marker);
         let verdict = match condition {
             Condition::None => Ok(()),
             Condition::IfNoneMatchStar if current.is_some() => Err(Error::PreconditionFailed),
@@ -602,30 +550,14 @@ impl Shard {
             extents: extents.into_boxed_slice(),
             meta: Box::new(meta),
         };
-        let outcome = CommitOutcome {
-            version_id: id,
-            versioned: versioning != Versioning::Unversioned,
-            mtime_ms: now_ms,
-        };
-        Some((
-            Some(MetaOp::PutVersion {
-                bucket,
-                key,
-                version,
-            }),
-            reply,
-            outcome,
-        ))
+        let outcome =
+            CommitOutcome { version_id: id, versioned: versioning != Versioning::Unversioned, mtime_ms: now_ms };
+        Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))
     }
 
     /// Checks a bucket change against this shard's authoritative copy of
     /// the buckets it owns (creation is atomic here: one owner per name).
-    fn plan_bucket(
-        &mut self,
-        name: String,
-        change: BucketChange,
-        reply: Reply<()>,
-    ) -> Option<(Option<MetaOp>, Done)> {
+    fn plan_bucket(&mut self, name: String, change: BucketChange, reply: Reply<()>) -> Option<(Option<MetaOp>, Done)> {
         let existing = self.index.owned_buckets().get(&name);
         let refuse = |e| {
             let _ = reply.send(Err(e));
@@ -635,17 +567,11 @@ impl Shard {
             BucketChange::Create(state) => match existing {
                 Some(b) if b.owner == state.owner => return refuse(Error::BucketAlreadyOwnedByYou),
                 Some(_) => return refuse(Error::BucketAlreadyExists),
-                None => MetaOp::PutBucket {
-                    name: name.clone(),
-                    state,
-                },
+                None => MetaOp::PutBucket { name: name.clone(), state },
             },
             BucketChange::Update(state) => match existing {
                 None => return refuse(Error::NoSuchBucket),
-                Some(_) => MetaOp::PutBucket {
-                    name: name.clone(),
-                    state,
-                },
+                Some(_) => MetaOp::PutBucket { name: name.clone(), state },
             },
             BucketChange::Delete => match existing {
                 None => return refuse(Error::NoSuchBucket),
@@ -675,56 +601,22 @@ impl Shard {
             }
             Some(b) => b.state.versioning,
         };
-        let DeleteReq {
-            bucket,
-            key,
-            version,
-            now_ms,
-        } = d;
+        let DeleteReq { bucket, key, version, now_ms } = d;
         if let Some(id) = version {
             let Some(v) = self.index.version(&bucket, &key, id) else {
-                return Some((
-                    None,
-                    reply,
-                    DeleteOutcome {
-                        delete_marker: false,
-                        version_id: Some(id),
-                    },
-                ));
+                return Some((None, reply, DeleteOutcome { delete_marker: false, version_id: Some(id) }));
             };
-            let outcome = DeleteOutcome {
-                delete_marker: v.delete_marker,
-                version_id: Some(id),
-            };
-            return Some((
-                Some(MetaOp::DeleteVersion { bucket, key, id }),
-                reply,
-                outcome,
-            ));
+            let outcome = DeleteOutcome { delete_marker: v.delete_marker, version_id: Some(id) };
+            return Some((Some(MetaOp::DeleteVersion { bucket, key, id }), reply, outcome));
         }
         if versioning == Versioning::Unversioned {
-            let outcome = DeleteOutcome {
-                delete_marker: false,
-                version_id: None,
-            };
+            let outcome = DeleteOutcome { delete_marker: false, version_id: None };
             if self.index.version(&bucket, &key, VersionId::NULL).is_none() {
                 return Some((None, reply, outcome));
             }
-            return Some((
-                Some(MetaOp::DeleteVersion {
-                    bucket,
-                    key,
-                    id: VersionId::NULL,
-                }),
-                reply,
-                outcome,
-            ));
+            return Some((Some(MetaOp::DeleteVersion { bucket, key, id: VersionId::NULL }), reply, outcome));
         }
-        let id = if versioning == Versioning::Enabled {
-            VersionId::generate(now_nanos())
-        } else {
-            VersionId::NULL
-        };
+        let id = if versioning == Versioning::Enabled { VersionId::generate(now_nanos()) } else { VersionId::NULL };
         let version = Version {
             id,
             seq: self.log.next_seq(),
@@ -735,19 +627,8 @@ impl Shard {
             extents: Box::new([]),
             meta: Box::default(),
         };
-        let outcome = DeleteOutcome {
-            delete_marker: true,
-            version_id: Some(id),
-        };
-        Some((
-            Some(MetaOp::PutVersion {
-                bucket,
-                key,
-                version,
-            }),
-            reply,
-            outcome,
-        ))
+        let outcome = DeleteOutcome { delete_marker: true, version_id: Some(id) };
+        Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))
     }
 
     /// Writes a checkpoint now (at start-up, so replay starts past any torn
@@ -760,13 +641,8 @@ impl Shard {
     fn maybe_checkpoint(&mut self) {
         let due_bytes = self.bytes_since_checkpoint >= self.shared.config.checkpoint_bytes;
         let due_time = self.bytes_since_checkpoint > 0
-            && self.last_checkpoint.elapsed().as_millis() as u64
-                >= self.shared.config.checkpoint_interval_ms;
-        if (due_bytes || due_time)
-            && self.checkpoint.is_none()
-            && self.group.is_none()
-            && self.poisoned.is_none()
-        {
+            && self.last_checkpoint.elapsed().as_millis() as u64 >= self.shared.config.checkpoint_interval_ms;
+        if (due_bytes || due_time) && self.checkpoint.is_none() && self.group.is_none() && self.poisoned.is_none() {
             self.start_checkpoint();
         }
     }
@@ -778,18 +654,12 @@ impl Shard {
             return;
         }
         let (segment, offset) = self.log.position();
-        let pos = super::index::checkpoint::Position {
-            next_seq: self.log.peek_seq(),
-            segment,
-            offset,
-        };
+        let pos = super::index::checkpoint::Position { next_seq: self.log.peek_seq(), segment, offset };
         let bytes = super::index::checkpoint::encode(self.shared.shard, pos, &self.index);
         let dir = self.log.dir().to_path_buf();
         self.bytes_since_checkpoint = 0;
         self.last_checkpoint = std::time::Instant::now();
-        let task = compio::runtime::spawn_blocking(move || {
-            super::index::checkpoint::write(&dir, pos.next_seq, &bytes)
-        });
+        let task = compio::runtime::spawn_blocking(move || super::index::checkpoint::write(&dir, pos.next_seq, &bytes));
         self.checkpoint = Some(Box::pin(async move {
             match task.await {
                 Ok(Ok(())) => {}
@@ -814,13 +684,7 @@ fn estimate(q: &Queued) -> usize {
     match q {
         Queued::Commit(c, _) => {
             let data = c.tail.as_ref().map_or(0, |t| packed_len(t.len));
-            data + packed_len(
-                c.bucket.len()
-                    + c.key.len()
-                    + c.meta.approx_encoded_len()
-                    + c.extents.len() * 40
-                    + SLACK,
-            )
+            data + packed_len(c.bucket.len() + c.key.len() + c.meta.approx_encoded_len() + c.extents.len() * 40 + SLACK)
         }
         Queued::Delete(d, _) => packed_len(d.bucket.len() + d.key.len() + SLACK),
         Queued::Bucket(n, c, _) => {
@@ -828,11 +692,7 @@ fn estimate(q: &Queued) -> usize {
                 BucketChange::Create(s) | BucketChange::Update(s) => Some(s),
                 BucketChange::Delete => None,
             };
-            let configs: usize = state
-                .iter()
-                .flat_map(|s| s.configs.iter())
-                .map(|(k, v)| k.len() + v.len() + 16)
-                .sum();
+            let configs: usize = state.iter().flat_map(|s| s.configs.iter()).map(|(k, v)| k.len() + v.len() + 16).sum();
             packed_len(n.len() + configs + SLACK)
         }
     }
@@ -841,18 +701,13 @@ fn estimate(q: &Queued) -> usize {
 fn check_full_write(r: std::io::Result<usize>, want: usize) -> Result<(), Error> {
     match r {
         Ok(n) if n == want => Ok(()),
-        Ok(n) => Err(Error::Io(std::io::Error::other(format!(
-            "short write: {n} of {want} bytes"
-        )))),
+        Ok(n) => Err(Error::Io(std::io::Error::other(format!("short write: {n} of {want} bytes")))),
         Err(e) => Err(Error::Io(e)),
     }
 }
 
 pub fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 /// Appends an extent, merging it into the previous run when it continues it.
@@ -881,12 +736,7 @@ struct Batch {
 impl Batch {
     fn new(at: (super::types::SegmentId, u64), remaining: u64) -> Self {
         let limit = (remaining as usize).min(BATCH_BYTES_MAX);
-        Self {
-            buf: AlignedBuf::new(BATCH_BYTES_MAX),
-            used: 0,
-            limit,
-            at,
-        }
+        Self { buf: AlignedBuf::new(BATCH_BYTES_MAX), used: 0, limit, at }
     }
 
     /// Reserves room for a record of `payload` bytes: (segment, offset in
@@ -902,10 +752,9 @@ impl Batch {
     fn push_data(&mut self, log: &mut Log, chunk: &super::Chunk) -> Extent {
         let (segment, offset, at) = self.place(chunk.len);
         let seq = log.next_seq();
-        let payload = &chunk.buf.as_slice()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + chunk.len];
+        let payload = &chunk.buf.full()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + chunk.len];
         let full = self.buf.full_mut();
-        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + chunk.len]
-            .copy_from_slice(payload);
+        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + chunk.len].copy_from_slice(payload);
         RecordHeader {
             kind: RecordKind::Data,
             payload_len: chunk.len as u32,
@@ -914,11 +763,7 @@ impl Batch {
             payload_hash: chunk.hash,
         }
         .encode(&mut full[at..at + RECORD_HEADER_BYTES]);
-        Extent {
-            segment,
-            offset,
-            len: chunk.len as u64,
-        }
+        Extent { segment, offset, len: chunk.len as u64 }
     }
 
     fn push_meta(&mut self, log: &mut Log, op: &MetaOp) {
@@ -929,8 +774,7 @@ impl Batch {
             _ => log.next_seq(),
         };
         let full = self.buf.full_mut();
-        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + payload.len()]
-            .copy_from_slice(&payload);
+        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + payload.len()].copy_from_slice(&payload);
         RecordHeader {
             kind: RecordKind::Meta,
             payload_len: payload.len() as u32,

@@ -43,20 +43,13 @@ impl VersionId {
         if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        u128::from_str_radix(s, 16)
-            .ok()
-            .filter(|&v| v != 0)
-            .map(VersionId)
+        u128::from_str_radix(s, 16).ok().filter(|&v| v != 0).map(VersionId)
     }
 }
 
 impl fmt::Display for VersionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_null() {
-            f.write_str("null")
-        } else {
-            write!(f, "{:032x}", self.0)
-        }
+        if self.is_null() { f.write_str("null") } else { write!(f, "{:032x}", self.0) }
     }
 }
 
@@ -102,13 +95,7 @@ pub enum ChecksumAlgo {
 }
 
 impl ChecksumAlgo {
-    pub const ALL: [ChecksumAlgo; 5] = [
-        Self::Crc32,
-        Self::Crc32c,
-        Self::Crc64Nvme,
-        Self::Sha1,
-        Self::Sha256,
-    ];
+    pub const ALL: [ChecksumAlgo; 5] = [Self::Crc32, Self::Crc32c, Self::Crc64Nvme, Self::Sha1, Self::Sha256];
 
     fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|a| *a as u8 == v)
@@ -137,9 +124,7 @@ impl ChecksumAlgo {
     }
 
     pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -215,10 +200,7 @@ pub struct BucketState {
 
 impl BucketState {
     pub fn config(&self, name: &str) -> Option<&[u8]> {
-        self.configs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        self.configs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -299,11 +281,7 @@ impl Version {
                     v.etag.parts = f.u32()?;
                 }
                 F_DELETE_MARKER => v.delete_marker = true,
-                F_EXTENT => extents.push(Extent {
-                    segment: SegmentId(f.u64()?),
-                    offset: f.u64()?,
-                    len: f.u64()?,
-                }),
+                F_EXTENT => extents.push(Extent { segment: SegmentId(f.u64()?), offset: f.u64()?, len: f.u64()? }),
                 _ => meta.decode_field(tag, &mut f)?,
             }
         }
@@ -325,16 +303,8 @@ impl ObjectMeta {
             &self.expires,
             &self.storage_class,
         ];
-        let s: usize = strings
-            .iter()
-            .map(|v| v.as_ref().map_or(0, |s| s.len() + 16))
-            .sum();
-        let pairs: usize = self
-            .user
-            .iter()
-            .chain(&self.tags)
-            .map(|(k, v)| k.len() + v.len() + 16)
-            .sum();
+        let s: usize = strings.iter().map(|v| v.as_ref().map_or(0, |s| s.len() + 16)).sum();
+        let pairs: usize = self.user.iter().chain(&self.tags).map(|(k, v)| k.len() + v.len() + 16).sum();
         let checksum = self.checksum.as_ref().map_or(0, |c| c.value.len() + 32);
         s + pairs + checksum + self.part_sizes.len() * 16
     }
@@ -462,25 +432,13 @@ mod tests {
             seq: 9,
             mtime_ms: 1_700_000_000_000,
             size: 5,
-            etag: ETag {
-                md5: [7; 16],
-                parts: 2,
-            },
+            etag: ETag { md5: [7; 16], parts: 2 },
             delete_marker: false,
-            extents: vec![Extent {
-                segment: SegmentId(3),
-                offset: 8192,
-                len: 5,
-            }]
-            .into(),
+            extents: vec![Extent { segment: SegmentId(3), offset: 8192, len: 5 }].into(),
             meta: Box::new(ObjectMeta {
                 content_type: Some("text/plain".into()),
                 user: vec![("a".into(), "b".into())],
-                checksum: Some(Checksum {
-                    algo: ChecksumAlgo::Crc32c,
-                    value: vec![1, 2, 3, 4],
-                    parts: 0,
-                }),
+                checksum: Some(Checksum { algo: ChecksumAlgo::Crc32c, value: vec![1, 2, 3, 4], parts: 0 }),
                 tags: vec![("t".into(), "v".into())],
                 part_sizes: vec![3, 2],
                 ..Default::default()
@@ -521,15 +479,9 @@ mod tests {
 
     #[test]
     fn etag_text() {
-        let e = ETag {
-            md5: [0xab; 16],
-            parts: 0,
-        };
+        let e = ETag { md5: [0xab; 16], parts: 0 };
         assert_eq!(e.to_string(), format!("\"{}\"", "ab".repeat(16)));
-        let e = ETag {
-            md5: [0; 16],
-            parts: 3,
-        };
+        let e = ETag { md5: [0; 16], parts: 3 };
         assert!(e.to_string().ends_with("-3\""));
     }
 }

@@ -75,19 +75,13 @@ impl AwsChunked {
         Ok(n > 0)
     }
 
-    async fn line(
-        &mut self,
-        conn: &mut Conn,
-        body: &mut BodyReader,
-    ) -> Result<Option<String>, Error> {
+    async fn line(&mut self, conn: &mut Conn, body: &mut BodyReader) -> Result<Option<String>, Error> {
         loop {
             let avail = &self.stage[self.pos..];
             if let Some(i) = avail.iter().position(|&b| b == b'\n') {
                 let raw = &avail[..i];
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                let s = std::str::from_utf8(raw)
-                    .map_err(|_| Error::Framing("line is not UTF-8"))?
-                    .to_string();
+                let s = std::str::from_utf8(raw).map_err(|_| Error::Framing("line is not UTF-8"))?.to_string();
                 self.pos += i + 1;
                 return Ok(Some(s));
             }
@@ -102,12 +96,7 @@ impl AwsChunked {
 
     /// Decodes up to `out.len()` payload bytes; 0 once the final chunk and
     /// trailers were read and every signature checked.
-    pub async fn read(
-        &mut self,
-        conn: &mut Conn,
-        body: &mut BodyReader,
-        out: &mut [u8],
-    ) -> Result<usize, Error> {
+    pub async fn read(&mut self, conn: &mut Conn, body: &mut BodyReader, out: &mut [u8]) -> Result<usize, Error> {
         loop {
             match self.state {
                 State::Done => return Ok(0),
@@ -126,19 +115,14 @@ impl AwsChunked {
                     self.state = if remaining == n as u64 {
                         State::DataEnd
                     } else {
-                        State::Data {
-                            remaining: remaining - n as u64,
-                        }
+                        State::Data { remaining: remaining - n as u64 }
                     };
                     if n > 0 {
                         return Ok(n);
                     }
                 }
                 State::DataEnd => {
-                    let line = self
-                        .line(conn, body)
-                        .await?
-                        .ok_or(Error::Framing("missing CRLF after chunk"))?;
+                    let line = self.line(conn, body).await?.ok_or(Error::Framing("missing CRLF after chunk"))?;
                     if !line.is_empty() {
                         return Err(Error::Framing("chunk data longer than its size"));
                     }
@@ -146,18 +130,10 @@ impl AwsChunked {
                     self.state = State::Header;
                 }
                 State::Header => {
-                    let line = self
-                        .line(conn, body)
-                        .await?
-                        .ok_or(Error::Framing("missing chunk header"))?;
+                    let line = self.line(conn, body).await?.ok_or(Error::Framing("missing chunk header"))?;
                     let (size, ext) = line.split_once(';').unwrap_or((&line, ""));
-                    let size = u64::from_str_radix(size.trim(), 16)
-                        .map_err(|_| Error::Framing("bad chunk size"))?;
-                    self.chunk_signature = ext
-                        .trim()
-                        .strip_prefix("chunk-signature=")
-                        .unwrap_or("")
-                        .to_string();
+                    let size = u64::from_str_radix(size.trim(), 16).map_err(|_| Error::Framing("bad chunk size"))?;
+                    self.chunk_signature = ext.trim().strip_prefix("chunk-signature=").unwrap_or("").to_string();
                     if self.verifier.is_some() && self.chunk_signature.is_empty() {
                         return Err(Error::Framing("chunk without a signature"));
                     }
@@ -175,11 +151,8 @@ impl AwsChunked {
                             self.state = State::Done;
                         }
                         Some(l) => {
-                            let (k, v) = l
-                                .split_once(':')
-                                .ok_or(Error::Framing("bad trailer line"))?;
-                            self.trailers
-                                .push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                            let (k, v) = l.split_once(':').ok_or(Error::Framing("bad trailer line"))?;
+                            self.trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
                             continue;
                         }
                     }
@@ -200,17 +173,10 @@ impl AwsChunked {
 
     /// Checks the trailer signature when the upload is signed with trailers.
     fn finish_trailers(&mut self) -> Result<(), Error> {
-        let sig = self
-            .trailers
-            .iter()
-            .position(|(k, _)| k == "x-amz-trailer-signature")
-            .map(|i| self.trailers.remove(i).1);
+        let sig =
+            self.trailers.iter().position(|(k, _)| k == "x-amz-trailer-signature").map(|i| self.trailers.remove(i).1);
         if let (Some(v), Some(sig)) = (self.verifier.as_mut(), sig) {
-            let canonical: String = self
-                .trailers
-                .iter()
-                .map(|(k, v)| format!("{k}:{v}\n"))
-                .collect();
+            let canonical: String = self.trailers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
             v.verify_trailer(&canonical, &sig)?;
         }
         Ok(())

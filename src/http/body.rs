@@ -43,15 +43,9 @@ impl BodyReader {
         let framing = if head.is_chunked() {
             Framing::Chunked(ChunkState::Size)
         } else {
-            Framing::Length {
-                remaining: head.content_length()?.unwrap_or(0),
-            }
+            Framing::Length { remaining: head.content_length()?.unwrap_or(0) }
         };
-        Ok(Self {
-            framing,
-            timeout,
-            received: 0,
-        })
+        Ok(Self { framing, timeout, received: 0 })
     }
 
     /// Declared length, when the framing has one.
@@ -63,10 +57,7 @@ impl BodyReader {
     }
 
     pub fn is_done(&self) -> bool {
-        matches!(
-            self.framing,
-            Framing::Length { remaining: 0 } | Framing::Chunked(ChunkState::Done)
-        )
+        matches!(self.framing, Framing::Length { remaining: 0 } | Framing::Chunked(ChunkState::Done))
     }
 
     /// Copies up to `out.len()` body bytes into `out`; 0 at the end.
@@ -117,9 +108,7 @@ impl BodyReader {
             let r = self.read(conn, &mut buf.full_mut()[at..at + max]).await;
             return (r, buf);
         }
-        let Framing::Length { remaining } = &mut self.framing else {
-            unreachable!()
-        };
+        let Framing::Length { remaining } = &mut self.framing else { unreachable!() };
         let want = (max as u64).min(*remaining) as usize;
         if want == 0 {
             return (Ok(0), buf);
@@ -158,22 +147,13 @@ impl BodyReader {
 
 /// Advances chunked framing outside chunk data: parses a size line, the CRLF
 /// after data, or the trailer section.
-async fn chunk_step(
-    conn: &mut Conn,
-    state: ChunkState,
-    timeout: Duration,
-) -> Result<ChunkState, Error> {
+async fn chunk_step(conn: &mut Conn, state: ChunkState, timeout: Duration) -> Result<ChunkState, Error> {
     let line = read_line(conn, timeout).await?;
     match state {
         ChunkState::Size => {
             let size_text = line.split(';').next().unwrap_or("").trim();
-            let size = u64::from_str_radix(size_text, 16)
-                .map_err(|_| Error::BadFraming("bad chunk size"))?;
-            Ok(if size == 0 {
-                ChunkState::Trailers
-            } else {
-                ChunkState::Data { remaining: size }
-            })
+            let size = u64::from_str_radix(size_text, 16).map_err(|_| Error::BadFraming("bad chunk size"))?;
+            Ok(if size == 0 { ChunkState::Trailers } else { ChunkState::Data { remaining: size } })
         }
         ChunkState::DataEnd if line.is_empty() => Ok(ChunkState::Size),
         ChunkState::DataEnd => Err(Error::BadFraming("missing CRLF after chunk data")),

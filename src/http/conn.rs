@@ -25,12 +25,7 @@ pub struct Conn {
 impl Conn {
     fn new(stream: TcpStream, cap: usize) -> Self {
         let peer = stream.peer_addr().ok();
-        Self {
-            stream,
-            buf: Vec::with_capacity(cap),
-            start: 0,
-            peer,
-        }
+        Self { stream, buf: Vec::with_capacity(cap), start: 0, peer }
     }
 
     /// Bytes received but not consumed yet.
@@ -59,19 +54,13 @@ impl Conn {
         let buf = std::mem::take(&mut self.buf);
         let at = buf.len();
         let read = self.stream.read(buf.slice(at..cap));
-        let BufResult(r, slice) = compio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| Error::Timeout)?;
+        let BufResult(r, slice) = compio::time::timeout(timeout, read).await.map_err(|_| Error::Timeout)?;
         self.buf = slice.into_inner();
         Ok(r?)
     }
 
     /// Reads the next request head; None when the client closed cleanly.
-    pub async fn read_head(
-        &mut self,
-        ctx: &Ctx,
-        first_wait: Duration,
-    ) -> Result<Option<Head>, Error> {
+    pub async fn read_head(&mut self, ctx: &Ctx, first_wait: Duration) -> Result<Option<Head>, Error> {
         let cfg = &ctx.config;
         let mut wait = first_wait;
         loop {
@@ -90,11 +79,7 @@ impl Conn {
             }
             let n = self.fill(wait).await?;
             if n == 0 {
-                return if self.buffered().is_empty() {
-                    Ok(None)
-                } else {
-                    Err(Error::Closed)
-                };
+                return if self.buffered().is_empty() { Ok(None) } else { Err(Error::Closed) };
             }
             wait = Duration::from_millis(cfg.header_read_timeout_ms);
         }
@@ -106,11 +91,7 @@ impl Conn {
     }
 
     /// Writes `[range]` of an owned buffer, returning the buffer.
-    pub async fn write_range<B: IoBuf>(
-        &mut self,
-        buf: B,
-        range: std::ops::Range<usize>,
-    ) -> (Result<(), Error>, B) {
+    pub async fn write_range<B: IoBuf>(&mut self, buf: B, range: std::ops::Range<usize>) -> (Result<(), Error>, B) {
         let BufResult(r, slice) = self.stream.write_all(buf.slice(range)).await;
         (r.map_err(Error::Io), slice.into_inner())
     }
@@ -121,15 +102,9 @@ impl Conn {
 }
 
 /// Accepts connections on this core until told to stop.
-pub async fn accept_loop(
-    listener: compio::net::TcpListener,
-    ctx: Rc<Ctx>,
-    stop: flume::Receiver<()>,
-) {
+pub async fn accept_loop(listener: compio::net::TcpListener, ctx: Rc<Ctx>, stop: flume::Receiver<()>) {
     loop {
-        let accepted =
-            futures_util::future::select(Box::pin(listener.accept()), Box::pin(stop.recv_async()))
-                .await;
+        let accepted = futures_util::future::select(Box::pin(listener.accept()), Box::pin(stop.recv_async())).await;
         let (stream, _) = match accepted {
             futures_util::future::Either::Left((Ok(s), _)) => s,
             futures_util::future::Either::Left((Err(e), _)) => {

@@ -17,10 +17,7 @@ pub struct Head {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn has_header(&self, name: &str) -> bool {
@@ -52,15 +49,12 @@ impl Head {
     }
 
     pub fn is_chunked(&self) -> bool {
-        self.header("transfer-encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        self.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     }
 
     /// A query parameter's first value, percent-decoded (`+` stays `+`).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        query_pairs(&self.query)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        query_pairs(&self.query).find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     pub fn has_query(&self, name: &str) -> bool {
@@ -78,9 +72,7 @@ pub fn query_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 /// Percent-decodes (lossy for invalid UTF-8).
 pub fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Parses a head from `buf`; `Ok(None)` means more bytes are needed.
@@ -97,9 +89,7 @@ pub fn parse(buf: &[u8], header_count_max: usize) -> Result<Option<(Head, usize)
     let target = req.path.ok_or(Error::BadHead)?;
     // Absolute-form targets (proxies) carry scheme and authority: keep the path.
     let target = match target.find("://") {
-        Some(i) => target[i + 3..]
-            .find('/')
-            .map_or("/", |j| &target[i + 3 + j..]),
+        Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
         None => target,
     };
     if !target.starts_with('/') {
@@ -130,10 +120,7 @@ mod tests {
         let raw = b"PUT /b/a%20b?x=1&uploads HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
         let (h, n) = parse(raw, 16).unwrap().unwrap();
         assert_eq!(n, raw.len() - 5);
-        assert_eq!(
-            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
-            ("PUT", "/b/a%20b", "x=1&uploads")
-        );
+        assert_eq!((h.method.as_str(), h.path.as_str(), h.query.as_str()), ("PUT", "/b/a%20b", "x=1&uploads"));
         assert_eq!(h.content_length().unwrap(), Some(5));
         assert!(h.has_query("uploads") && h.keep_alive());
         assert_eq!(h.query_param("x").as_deref(), Some("1"));
@@ -143,27 +130,14 @@ mod tests {
     fn partial_and_bad_heads() {
         assert!(parse(b"GET / HTTP/1.1\r\nHost", 16).unwrap().is_none());
         assert!(parse(b"GARBAGE\r\n\r\n", 16).is_err());
-        assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\n\r\n", 1),
-            Err(Error::TooManyHeaders)
-        ));
-        let (h, _) = parse(
-            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            8,
-        )
-        .unwrap()
-        .unwrap();
+        assert!(matches!(parse(b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\n\r\n", 1), Err(Error::TooManyHeaders)));
+        let (h, _) = parse(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 8).unwrap().unwrap();
         assert!(h.content_length().is_err());
     }
 
     #[test]
     fn absolute_form_and_connection_close() {
-        let (h, _) = parse(
-            b"GET http://x:9000/b/k?q HTTP/1.1\r\nConnection: close\r\n\r\n",
-            8,
-        )
-        .unwrap()
-        .unwrap();
+        let (h, _) = parse(b"GET http://x:9000/b/k?q HTTP/1.1\r\nConnection: close\r\n\r\n", 8).unwrap().unwrap();
         assert_eq!((h.path.as_str(), h.query.as_str()), ("/b/k", "q"));
         assert!(!h.keep_alive());
     }

@@ -23,17 +23,11 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: Body::Empty,
-        }
+        Self { status, headers: Vec::new(), body: Body::Empty }
     }
 
     pub fn xml(status: u16, xml: String) -> Self {
-        Self::new(status)
-            .header("content-type", "application/xml")
-            .bytes(xml.into_bytes())
+        Self::new(status).header("content-type", "application/xml").bytes(xml.into_bytes())
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -62,9 +56,7 @@ impl Response {
     /// The status line and headers, ending with the blank line.
     pub fn encode_head(&self, keep_alive: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.headers.len() * 48);
-        out.extend_from_slice(
-            format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes(),
-        );
+        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
         for (n, v) in &self.headers {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
@@ -73,16 +65,10 @@ impl Response {
         }
         let no_body = self.status == 204 || self.status == 304 || (100..200).contains(&self.status);
         if !no_body {
-            out.extend_from_slice(
-                format!("content-length: {}\r\n", self.content_length()).as_bytes(),
-            );
+            out.extend_from_slice(format!("content-length: {}\r\n", self.content_length()).as_bytes());
         }
         out.extend_from_slice(
-            format!(
-                "date: {}\r\n",
-                httpdate::fmt_http_date(std::time::SystemTime::now())
-            )
-            .as_bytes(),
+            format!("date: {}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now())).as_bytes(),
         );
         out.extend_from_slice(b"server: Kaligon\r\n");
         if !keep_alive {

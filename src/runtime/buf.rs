@@ -41,9 +41,7 @@ impl AlignedBuf {
         let layout = Layout::from_size_align(cap, ALIGN).expect("buffer layout");
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
         Self { ptr, cap, len: 0 }
     }
 
@@ -70,6 +68,12 @@ impl AlignedBuf {
     pub fn full_mut(&mut self) -> &mut [u8] {
         // SAFETY: ptr is valid for cap bytes, all initialised, and uniquely borrowed.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
+    }
+
+    /// The whole capacity as a slice, regardless of the length.
+    pub fn full(&self) -> &[u8] {
+        // SAFETY: ptr is valid for cap bytes, all initialised.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.cap) }
     }
 
     pub fn as_slice(&self) -> &[u8] {

@@ -31,10 +31,7 @@ pub enum Error {
     #[error("{0}")]
     Engine(#[from] crate::engine::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(
@@ -69,11 +66,7 @@ fn check_layout(config: &Config) -> Result<(), Error> {
     std::fs::create_dir_all(&config.data[0])?;
     match std::fs::read_to_string(&path) {
         Ok(s) => {
-            let found: usize = s
-                .trim()
-                .strip_prefix("shards=")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
+            let found: usize = s.trim().strip_prefix("shards=").and_then(|n| n.parse().ok()).unwrap_or(0);
             if found != config.shards {
                 return Err(Error::ShardCount { found });
             }
@@ -126,44 +119,29 @@ impl Node {
             durability: config.durability,
         });
         // The first listener decides the port (port 0 picks one for all).
-        let first = listener(config.listen).map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let first = listener(config.listen).map_err(|source| Error::Listen { addr: config.listen, source })?;
         let addr = first.local_addr()?;
         let mut listeners = vec![Some(first)];
         for _ in 1..n {
-            listeners.push(Some(
-                listener(addr).map_err(|source| Error::Listen { addr, source })?,
-            ));
+            listeners.push(Some(listener(addr).map_err(|source| Error::Listen { addr, source })?));
         }
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| flume::unbounded::<Request>()).unzip();
-        let (stop_txs, stop_rxs): (Vec<_>, Vec<_>) =
-            (0..n).map(|_| flume::bounded::<()>(1)).unzip();
-        let (up_tx, up_rx) = mpsc::channel::<(usize, Result<Vec<(String, BucketState)>, Error>)>();
+        let (stop_txs, stop_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| flume::bounded::<()>(1)).unzip();
+        let (up_tx, up_rx) = mpsc::channel::<StartReport>();
         let mut table_txs = Vec::new();
         let mut threads = Vec::new();
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         for (i, (rx, stop_rx)) in rxs.into_iter().zip(stop_rxs).enumerate() {
             let (table_tx, table_rx) = mpsc::channel::<Vec<(String, BucketState)>>();
             table_txs.push(table_tx);
-            let ctx = (
-                config.clone(),
-                users.clone(),
-                health.clone(),
-                engine_config.clone(),
-                txs.clone(),
-            );
+            let ctx = (config.clone(), users.clone(), health.clone(), engine_config.clone(), txs.clone());
             let up = up_tx.clone();
             let std_listener = listeners[i].take().expect("one listener per shard");
-            let t = std::thread::Builder::new()
-                .name(format!("kaligon-shard-{i}"))
-                .spawn(move || {
-                    pin_to_core(i % cores);
-                    let rt = compio::runtime::Runtime::new()
-                        .expect("io_uring runtime (is io_uring enabled?)");
-                    rt.block_on(shard_main(i, ctx, rx, stop_rx, std_listener, up, table_rx));
-                })?;
+            let t = std::thread::Builder::new().name(format!("kaligon-shard-{i}")).spawn(move || {
+                pin_to_core(i % cores);
+                let rt = compio::runtime::Runtime::new().expect("io_uring runtime (is io_uring enabled?)");
+                rt.block_on(shard_main(i, ctx, rx, stop_rx, std_listener, up, table_rx));
+            })?;
             threads.push(t);
         }
         drop(up_tx);
@@ -188,13 +166,7 @@ impl Node {
             }
         }
         health.ready.store(true, Ordering::SeqCst);
-        Ok(Node {
-            addr,
-            health,
-            mesh: txs,
-            stop: stop_txs,
-            threads,
-        })
+        Ok(Node { addr, health, mesh: txs, stop: stop_txs, threads })
     }
 
     /// Graceful drain: readiness fails first, then listeners close, open
@@ -206,9 +178,7 @@ impl Node {
             let _ = s.send(());
         }
         let until = std::time::Instant::now() + grace;
-        while self.health.connections.load(Ordering::SeqCst) > 0
-            && std::time::Instant::now() < until
-        {
+        while self.health.connections.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         for tx in &self.mesh {
@@ -224,13 +194,10 @@ impl Node {
     }
 }
 
-type ShardCtx = (
-    Arc<Config>,
-    Arc<Users>,
-    Arc<Health>,
-    Arc<EngineConfig>,
-    Vec<flume::Sender<Request>>,
-);
+/// A shard's report to the starting thread: its buckets, or why it failed.
+type StartReport = (usize, Result<Vec<(String, BucketState)>, Error>);
+
+type ShardCtx = (Arc<Config>, Arc<Users>, Arc<Health>, Arc<EngineConfig>, Vec<flume::Sender<Request>>);
 
 async fn shard_main(
     i: usize,
@@ -238,30 +205,19 @@ async fn shard_main(
     rx: flume::Receiver<Request>,
     stop: flume::Receiver<()>,
     std_listener: std::net::TcpListener,
-    up: mpsc::Sender<(usize, Result<Vec<(String, BucketState)>, Error>)>,
+    up: mpsc::Sender<StartReport>,
     table: mpsc::Receiver<Vec<(String, BucketState)>>,
 ) {
     let shard = ShardId(i as u32);
     let dir = engine_config.shard_dirs[i].clone();
     let opened = recover::recover(&dir, shard).and_then(|r| {
         tracing::info!(shard = i, report = ?r.report, "recovered");
-        let log = Log::open(
-            &dir,
-            shard,
-            engine_config.segment_bytes,
-            r.next_segment,
-            r.next_seq,
-            &r.segments,
-        )?;
+        let log = Log::open(&dir, shard, engine_config.segment_bytes, r.next_segment, r.next_seq, &r.segments)?;
         Ok((r.index, log))
     });
     let (index, log) = match opened {
         Ok(x) => {
-            let owned =
-                x.0.owned_buckets()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+            let owned = x.0.owned_buckets().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             let _ = up.send((i, Ok(owned)));
             x
         }
@@ -275,10 +231,7 @@ async fn shard_main(
     for (name, state) in all {
         shared.buckets.borrow_mut().insert(name, state);
     }
-    let preparer = log.preparer(
-        engine_config.segment_spares,
-        std::time::Duration::from_millis(5),
-    );
+    let preparer = log.preparer(engine_config.segment_spares, std::time::Duration::from_millis(5));
     compio::runtime::spawn(preparer).detach();
     let mut shard_task = Shard::new(index, log, shared.clone(), engine_config.durability);
     // A fresh checkpoint moves the replay start past any torn tail.
@@ -292,12 +245,7 @@ async fn shard_main(
         }
     };
     let _ = up.send((i, Ok(Vec::new())));
-    let ctx = Rc::new(Ctx {
-        engine: Engine::new(shared),
-        config,
-        users,
-        health,
-    });
+    let ctx = Rc::new(Ctx { engine: Engine::new(shared), config, users, health });
     crate::http::conn::accept_loop(listener, ctx, stop).await;
     let _ = run.await;
 }

@@ -11,25 +11,16 @@ use crate::http::conn::Conn;
 use crate::http::response::Response;
 
 fn existing(req: &Req<'_>) -> Result<BucketState, S3Error> {
-    req.ctx
-        .engine
-        .bucket(req.bucket())
-        .ok_or_else(|| S3ErrorCode::NoSuchBucket.into())
+    req.ctx.engine.bucket(req.bucket()).ok_or_else(|| S3ErrorCode::NoSuchBucket.into())
 }
 
 pub async fn list_buckets(req: &mut Req<'_>) -> Result<Response, S3Error> {
     let mut x = Xml::new("ListAllMyBucketsResult");
-    x.open("Owner")
-        .elem("ID", &req.user)
-        .elem("DisplayName", &req.user)
-        .close("Owner");
+    x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
     x.open("Buckets");
     for (name, state) in req.ctx.engine.buckets() {
         if state.owner == req.user {
-            x.open("Bucket")
-                .elem("Name", &name)
-                .elem("CreationDate", &iso8601(state.created_ms))
-                .close("Bucket");
+            x.open("Bucket").elem("Name", &name).elem("CreationDate", &iso8601(state.created_ms)).close("Bucket");
         }
     }
     x.close("Buckets");
@@ -53,11 +44,7 @@ pub async fn create_bucket(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respons
             ),
         ));
     }
-    let state = BucketState {
-        owner: req.user.clone(),
-        created_ms: now_ms(),
-        ..Default::default()
-    };
+    let state = BucketState { owner: req.user.clone(), created_ms: now_ms(), ..Default::default() };
     req.ctx.engine.create_bucket(req.bucket(), state).await?;
     Ok(Response::new(200).header("location", format!("/{}", req.bucket())))
 }
@@ -67,9 +54,7 @@ fn location_constraint(body: &[u8]) -> Result<Option<String>, S3Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Ok(Some(
-        text_of(body, "LocationConstraint")?.unwrap_or_default(),
-    ))
+    Ok(Some(text_of(body, "LocationConstraint")?.unwrap_or_default()))
 }
 
 /// The text of the first element called `name` (MalformedXML if unparsable).
@@ -79,19 +64,11 @@ pub fn text_of(body: &[u8], name: &str) -> Result<Option<String>, S3Error> {
     let mut inside = false;
     let mut found = None;
     loop {
-        match r
-            .read_event()
-            .map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?
-        {
+        match r.read_event().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))? {
             Event::Start(e) if e.local_name().as_ref() == name.as_bytes() => inside = true,
             Event::End(e) if e.local_name().as_ref() == name.as_bytes() => inside = false,
             Event::Text(t) if inside => {
-                found = Some(
-                    t.unescape()
-                        .map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?
-                        .trim()
-                        .to_string(),
-                )
+                found = Some(t.unescape().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?.trim().to_string())
             }
             Event::Eof => return Ok(found),
             _ => {}
@@ -113,17 +90,9 @@ pub async fn get_bucket_location(req: &mut Req<'_>) -> Result<Response, S3Error>
     existing(req)?;
     let region = &req.ctx.config.region;
     // AWS answers an empty constraint for us-east-1.
-    let value = if region == "us-east-1" {
-        ""
-    } else {
-        region.as_str()
-    };
-    let xml = format!(
-        "{}<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
-        super::xml::DECL,
-        super::xml::NS,
-        value
-    );
+    let value = if region == "us-east-1" { "" } else { region.as_str() };
+    let xml =
+        format!("{}<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>", super::xml::DECL, super::xml::NS, value);
     Ok(Response::xml(200, xml))
 }
 
@@ -142,17 +111,11 @@ pub async fn get_bucket_versioning(req: &mut Req<'_>) -> Result<Response, S3Erro
     Ok(Response::xml(200, x.finish("VersioningConfiguration")))
 }
 
-pub async fn put_bucket_versioning(
-    req: &mut Req<'_>,
-    conn: &mut Conn,
-) -> Result<Response, S3Error> {
+pub async fn put_bucket_versioning(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
     let mut state = existing(req)?;
     let body = read_small_body(req, conn, 64 << 10).await?;
     if text_of(&body, "MfaDelete")?.is_some_and(|m| m == "Enabled") {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "MFA delete is not implemented",
-        ));
+        return Err(S3Error::with_message(S3ErrorCode::NotImplemented, "MFA delete is not implemented"));
     }
     state.versioning = match text_of(&body, "Status")?.as_deref() {
         Some("Enabled") => Versioning::Enabled,

@@ -70,10 +70,7 @@ pub fn decode_value(algo: ChecksumAlgo, v: &str) -> Result<Vec<u8>, S3Error> {
         Ok(b) if b.len() == digest_len(algo) => Ok(b),
         _ => Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
-            format!(
-                "Value for x-amz-checksum-{} header is invalid.",
-                algo.header_suffix()
-            ),
+            format!("Value for x-amz-checksum-{} header is invalid.", algo.header_suffix()),
         )),
     }
 }
@@ -96,21 +93,14 @@ pub fn expected(head: &Head) -> Result<Option<Expected>, S3Error> {
                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
                 ));
             }
-            found = Some(Expected {
-                algo,
-                value: Some(decode_value(algo, v)?),
-            });
+            found = Some(Expected { algo, value: Some(decode_value(algo, v)?) });
         }
     }
     if let Some(t) = head.header("x-amz-trailer") {
         let t = t.trim().to_ascii_lowercase();
         let algo = t
             .strip_prefix("x-amz-checksum-")
-            .and_then(|s| {
-                ChecksumAlgo::ALL
-                    .into_iter()
-                    .find(|a| a.header_suffix() == s)
-            })
+            .and_then(|s| ChecksumAlgo::ALL.into_iter().find(|a| a.header_suffix() == s))
             .ok_or_else(|| {
                 S3Error::with_message(
                     S3ErrorCode::InvalidRequest,
@@ -141,17 +131,10 @@ pub fn verify(algo: ChecksumAlgo, declared: &[u8], computed: Vec<u8>) -> Result<
     if declared != computed.as_slice() {
         return Err(S3Error::with_message(
             S3ErrorCode::BadDigest,
-            format!(
-                "The {} you specified did not match the calculated checksum.",
-                algo.name()
-            ),
+            format!("The {} you specified did not match the calculated checksum.", algo.name()),
         ));
     }
-    Ok(Checksum {
-        algo,
-        value: computed,
-        parts: 0,
-    })
+    Ok(Checksum { algo, value: computed, parts: 0 })
 }
 
 #[cfg(test)]
@@ -167,21 +150,9 @@ mod tests {
     #[test]
     fn check_values() {
         // Standard check values of "123456789".
-        assert_eq!(
-            digest(ChecksumAlgo::Crc32, b"123456789"),
-            0xCBF43926u32.to_be_bytes()
-        );
-        assert_eq!(
-            digest(ChecksumAlgo::Crc32c, b"123456789"),
-            0xE3069283u32.to_be_bytes()
-        );
-        assert_eq!(
-            digest(ChecksumAlgo::Crc64Nvme, b"123456789"),
-            0xAE8B14860A799888u64.to_be_bytes()
-        );
-        assert_eq!(
-            hex::encode(digest(ChecksumAlgo::Sha1, b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
+        assert_eq!(digest(ChecksumAlgo::Crc32, b"123456789"), 0xCBF43926u32.to_be_bytes());
+        assert_eq!(digest(ChecksumAlgo::Crc32c, b"123456789"), 0xE3069283u32.to_be_bytes());
+        assert_eq!(digest(ChecksumAlgo::Crc64Nvme, b"123456789"), 0xAE8B14860A799888u64.to_be_bytes());
+        assert_eq!(hex::encode(digest(ChecksumAlgo::Sha1, b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 }

@@ -82,19 +82,11 @@ pub struct S3Error {
 
 impl S3Error {
     pub fn new(code: S3ErrorCode) -> Self {
-        Self {
-            code,
-            message: code.message().to_string(),
-            resource: None,
-            headers: Vec::new(),
-        }
+        Self { code, message: code.message().to_string(), resource: None, headers: Vec::new() }
     }
 
     pub fn with_message(code: S3ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            ..Self::new(code)
-        }
+        Self { message: message.into(), ..Self::new(code) }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -143,9 +135,7 @@ impl From<engine::Error> for S3Error {
         match e {
             E::NoSuchBucket => C::NoSuchBucket.into(),
             E::NoSuchKey => C::NoSuchKey.into(),
-            E::NoSuchVersion => {
-                S3Error::with_message(C::NoSuchVersion, "The specified version does not exist.")
-            }
+            E::NoSuchVersion => S3Error::with_message(C::NoSuchVersion, "The specified version does not exist."),
             E::DeleteMarker(id) => S3Error::new(C::NoSuchKey)
                 .header("x-amz-delete-marker", "true")
                 .header("x-amz-version-id", id.to_string()),
@@ -157,9 +147,7 @@ impl From<engine::Error> for S3Error {
             E::BucketNotEmpty => C::BucketNotEmpty.into(),
             E::PreconditionFailed => C::PreconditionFailed.into(),
             E::OperationAborted => C::OperationAborted.into(),
-            E::Poisoned(_) | E::ShuttingDown => {
-                S3Error::with_message(C::ServiceUnavailable, e.to_string())
-            }
+            E::Poisoned(_) | E::ShuttingDown => S3Error::with_message(C::ServiceUnavailable, e.to_string()),
             E::Corrupt(_) | E::Io(_) => {
                 tracing::error!(error = %e, "internal error");
                 C::InternalError.into()
@@ -192,9 +180,7 @@ impl From<crate::http::Error> for S3Error {
         use crate::http::Error as H;
         match e {
             H::HeadTooLarge | H::TooManyHeaders => S3ErrorCode::RequestHeaderSectionTooLarge.into(),
-            H::BadHead | H::BadFraming(_) => {
-                S3Error::with_message(S3ErrorCode::InvalidRequest, e.to_string())
-            }
+            H::BadHead | H::BadFraming(_) => S3Error::with_message(S3ErrorCode::InvalidRequest, e.to_string()),
             H::Truncated | H::Closed => S3ErrorCode::IncompleteBody.into(),
             H::Timeout => S3ErrorCode::RequestTimeout.into(),
             H::Io(_) => S3ErrorCode::IncompleteBody.into(),
@@ -206,10 +192,9 @@ impl From<crate::http::aws_chunked::Error> for S3Error {
     fn from(e: crate::http::aws_chunked::Error) -> Self {
         use crate::http::aws_chunked::Error as A;
         match e {
-            A::Framing(why) => S3Error::with_message(
-                S3ErrorCode::IncompleteBody,
-                format!("aws-chunked body is malformed: {why}"),
-            ),
+            A::Framing(why) => {
+                S3Error::with_message(S3ErrorCode::IncompleteBody, format!("aws-chunked body is malformed: {why}"))
+            }
             A::Auth(a) => a.into(),
             A::Http(h) => h.into(),
         }

@@ -30,10 +30,10 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
     };
     let max_keys = match h.query_param("max-keys") {
         None => req.ctx.config.list_keys_max,
-        Some(m) => m
-            .parse::<i64>()
-            .map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?
-            .max(0) as usize,
+        Some(m) => {
+            m.parse::<i64>().map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?.max(0)
+                as usize
+        }
     }
     .min(req.ctx.config.list_keys_max);
     let token = h.query_param("continuation-token");
@@ -41,9 +41,7 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
     let marker = h.query_param("marker");
     let after: Vec<u8> = if v2 {
         match &token {
-            Some(t) => TOKEN
-                .decode(t)
-                .map_err(|_| invalid("The continuation token provided is incorrect"))?,
+            Some(t) => TOKEN.decode(t).map_err(|_| invalid("The continuation token provided is incorrect"))?,
             None => start_after.clone().unwrap_or_default().into_bytes(),
         }
     } else {
@@ -52,12 +50,7 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
     let (entries, truncated) = if max_keys == 0 {
         (Vec::new(), false)
     } else {
-        let query = ListQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            after,
-            limit: max_keys,
-        };
+        let query = ListQuery { prefix: prefix.clone(), delimiter: delimiter.clone(), after, limit: max_keys };
         engine.list(req.bucket(), query).await?
     };
     let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
@@ -103,24 +96,16 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
                 .elem("LastModified", &iso8601(o.mtime_ms))
                 .elem("ETag", &o.etag.to_string())
                 .elem("Size", &o.size.to_string())
-                .elem(
-                    "StorageClass",
-                    o.storage_class.as_deref().unwrap_or("STANDARD"),
-                );
+                .elem("StorageClass", o.storage_class.as_deref().unwrap_or("STANDARD"));
             if fetch_owner {
-                x.open("Owner")
-                    .elem("ID", &req.user)
-                    .elem("DisplayName", &req.user)
-                    .close("Owner");
+                x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
             }
             x.close("Contents");
         }
     }
     for e in &entries {
         if let ListEntry::Prefix(p) = e {
-            x.open("CommonPrefixes")
-                .elem("Prefix", &enc(p))
-                .close("CommonPrefixes");
+            x.open("CommonPrefixes").elem("Prefix", &enc(p)).close("CommonPrefixes");
         }
     }
     Ok(Response::xml(200, x.finish("ListBucketResult")))

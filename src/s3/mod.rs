@@ -73,8 +73,7 @@ impl Req<'_> {
     /// Answers `Expect: 100-continue` once, just before the body is read.
     pub async fn continue_body(&mut self, conn: &mut Conn) -> Result<(), S3Error> {
         if std::mem::take(&mut self.expect_continue) {
-            conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
-                .await?;
+            conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await?;
         }
         Ok(())
     }
@@ -106,16 +105,11 @@ fn request_id() -> String {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Answers a request whose head could not be parsed, then the connection closes.
-pub async fn reject_unparsed(
-    conn: &mut Conn,
-    e: &crate::http::Error,
-) -> Result<(), crate::http::Error> {
+pub async fn reject_unparsed(conn: &mut Conn, e: &crate::http::Error) -> Result<(), crate::http::Error> {
     let err: S3Error = match e {
         crate::http::Error::Io(_) => return Ok(()),
         _ => S3Error::from(crate::http::Error::BadFraming("unparsable request")),
@@ -143,10 +137,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     if let Some(resp) = health(ctx, &head) {
         return write_response(conn, resp, &request_id, keep_alive, is_head).await;
     }
-    let body = match BodyReader::new(
-        &head,
-        Duration::from_millis(ctx.config.body_read_timeout_ms),
-    ) {
+    let body = match BodyReader::new(&head, Duration::from_millis(ctx.config.body_read_timeout_ms)) {
         Ok(b) => b,
         Err(e) => {
             let resp = error_response(S3Error::from(e), &request_id, None);
@@ -154,9 +145,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
             return false;
         }
     };
-    let expect_continue = head
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let expect_continue = head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let target = route::target(&head, ctx.config.domain.as_deref());
     let mut req = Req {
         ctx,
@@ -196,10 +185,7 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
         headers: &req.head.headers,
         now_unix: now_ms() / 1000,
         region: &ctx.config.region,
-        virtual_host_bucket: target
-            .virtual_host
-            .then_some(target.bucket.as_deref())
-            .flatten(),
+        virtual_host_bucket: target.virtual_host.then_some(target.bucket.as_deref()).flatten(),
     };
     let authed = auth::authenticate(&view, ctx.users.as_ref())?;
     let op = route::op(&req.head, target)?;
@@ -215,12 +201,7 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
     {
         return Err(S3ErrorCode::AccessDenied.into());
     }
-    if ctx.engine.is_poisoned()
-        && matches!(
-            op,
-            Op::PutObject | Op::CopyObject | Op::CreateBucket | Op::DeleteObjects
-        )
-    {
+    if ctx.engine.is_poisoned() && matches!(op, Op::PutObject | Op::CopyObject | Op::CreateBucket | Op::DeleteObjects) {
         return Err(S3Error::with_message(
             S3ErrorCode::ServiceUnavailable,
             "a storage shard failed; writes are refused until restart",
@@ -245,14 +226,10 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::GetObject => object::get_object(req, false).await,
         Op::HeadObject => object::get_object(req, true).await,
         Op::DeleteObject => object::delete_object(req).await,
-        Op::CopyObject => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "CopyObject is not implemented yet",
-        )),
-        Op::NotImplemented(what) => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            format!("'{what}' is not implemented"),
-        )),
+        Op::CopyObject => Err(S3Error::with_message(S3ErrorCode::NotImplemented, "CopyObject is not implemented yet")),
+        Op::NotImplemented(what) => {
+            Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
+        }
     }
 }
 
@@ -263,8 +240,7 @@ fn health(ctx: &Ctx, head: &Head) -> Option<Response> {
     match head.path.as_str() {
         "/health/live" => Some(Response::new(200).bytes(b"live\n".to_vec())),
         "/health/ready" => {
-            let ready = ctx.health.ready.load(Ordering::Relaxed)
-                && !ctx.health.draining.load(Ordering::Relaxed);
+            let ready = ctx.health.ready.load(Ordering::Relaxed) && !ctx.health.draining.load(Ordering::Relaxed);
             Some(if ready {
                 Response::new(200).bytes(b"ready\n".to_vec())
             } else {
@@ -314,8 +290,7 @@ async fn write_response(
                     // client sees a failed transfer, never wrong bytes.
                     return false;
                 };
-                let (w, n) =
-                    futures_util::future::join(conn.write_range(buf, range), reader.next()).await;
+                let (w, n) = futures_util::future::join(conn.write_range(buf, range), reader.next()).await;
                 let (w, buf) = w;
                 if w.is_err() {
                     return false;

@@ -16,14 +16,8 @@ use crate::http::aws_chunked::AwsChunked;
 use crate::http::conn::Conn;
 use crate::http::response::{Body, Response};
 
-const STORED_HEADERS: [&str; 6] = [
-    "content-type",
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-];
+const STORED_HEADERS: [&str; 6] =
+    ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
 
 fn invalid(msg: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, msg)
@@ -46,11 +40,8 @@ fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
     }
     // aws-chunked is transport framing, never part of the stored encoding.
     if let Some(enc) = &m.content_encoding {
-        let rest: Vec<&str> = enc
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.eq_ignore_ascii_case("aws-chunked") && !e.is_empty())
-            .collect();
+        let rest: Vec<&str> =
+            enc.split(',').map(str::trim).filter(|e| !e.eq_ignore_ascii_case("aws-chunked") && !e.is_empty()).collect();
         m.content_encoding = (!rest.is_empty()).then(|| rest.join(","));
     }
     let mut user_bytes = 0;
@@ -75,10 +66,7 @@ fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
                 | "DEEP_ARCHIVE"
                 | "GLACIER_IR"
         ) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "Invalid storage class.",
-            ));
+            return Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid storage class."));
         }
         m.storage_class = Some(sc.to_string());
     }
@@ -100,10 +88,9 @@ fn write_condition(req: &Req<'_>) -> Result<Condition, S3Error> {
             "If-Match and If-None-Match together are not supported",
         )),
         (Some(v), None) if v.trim() == "*" => Ok(Condition::IfNoneMatchStar),
-        (Some(_), None) => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "If-None-Match only supports '*' on writes",
-        )),
+        (Some(_), None) => {
+            Err(S3Error::with_message(S3ErrorCode::NotImplemented, "If-None-Match only supports '*' on writes"))
+        }
         (None, Some(v)) => Ok(Condition::IfMatch(v.trim().to_string())),
         (None, None) => Ok(Condition::None),
     }
@@ -126,9 +113,7 @@ impl Source {
     ) -> (Result<usize, S3Error>, crate::runtime::buf::AlignedBuf) {
         match &mut self.aws {
             Some(a) => {
-                let r = a
-                    .read(conn, &mut req.body, &mut buf.full_mut()[at..at + max])
-                    .await;
+                let r = a.read(conn, &mut req.body, &mut buf.full_mut()[at..at + max]).await;
                 (r.map_err(S3Error::from), buf)
             }
             None => {
@@ -176,21 +161,12 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     let (aws, sha256_expected) = match payload {
         PayloadCheck::Sha256(h) => (None, Some(h)),
         PayloadCheck::Unsigned => (None, None),
-        PayloadCheck::StreamingSigned { verifier, .. } => {
-            (Some(AwsChunked::new(Some(verifier))), None)
-        }
+        PayloadCheck::StreamingSigned { verifier, .. } => (Some(AwsChunked::new(Some(verifier))), None),
         PayloadCheck::StreamingUnsignedTrailer => (Some(AwsChunked::new(None)), None),
     };
     let declared = if aws.is_some() {
-        let d = req
-            .head
-            .header("x-amz-decoded-content-length")
-            .ok_or(S3ErrorCode::MissingContentLength)?;
-        Some(
-            d.trim()
-                .parse::<u64>()
-                .map_err(|_| invalid("x-amz-decoded-content-length is not a number"))?,
-        )
+        let d = req.head.header("x-amz-decoded-content-length").ok_or(S3ErrorCode::MissingContentLength)?;
+        Some(d.trim().parse::<u64>().map_err(|_| invalid("x-amz-decoded-content-length is not a number"))?)
     } else {
         if req.body.declared_len().is_none() && !req.head.is_chunked() {
             return Err(S3ErrorCode::MissingContentLength.into());
@@ -253,21 +229,10 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
             Some(v) => v.clone(),
             None => {
                 let name = format!("x-amz-checksum-{}", e.algo.header_suffix());
-                let trailers = source
-                    .aws
-                    .as_ref()
-                    .map(|a| a.trailers.as_slice())
-                    .unwrap_or(&[]);
-                let v = trailers
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| {
-                        S3Error::with_message(
-                            S3ErrorCode::IncompleteBody,
-                            "The trailing checksum header is missing",
-                        )
-                    })?;
+                let trailers = source.aws.as_ref().map(|a| a.trailers.as_slice()).unwrap_or(&[]);
+                let v = trailers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(|| {
+                    S3Error::with_message(S3ErrorCode::IncompleteBody, "The trailing checksum header is missing")
+                })?;
                 checksum::decode_value(e.algo, &v)?
             }
         };
@@ -291,10 +256,7 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
         resp.set_header("x-amz-version-id", outcome.version_id.to_string());
     }
     if let Some(c) = &meta.checksum {
-        resp.set_header(
-            &format!("x-amz-checksum-{}", c.algo.header_suffix()),
-            checksum::encode_value(&c.value),
-        );
+        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), checksum::encode_value(&c.value));
     }
     Ok(resp)
 }
@@ -312,9 +274,7 @@ fn version_param(req: &Req<'_>) -> Result<Option<VersionId>, S3Error> {
     match req.head.query_param("versionId") {
         None => Ok(None),
         Some(v) if v.is_empty() => Err(invalid("Version id cannot be the empty string")),
-        Some(v) => VersionId::parse(&v)
-            .map(Some)
-            .ok_or_else(|| invalid("Invalid version id specified")),
+        Some(v) => VersionId::parse(&v).map(Some).ok_or_else(|| invalid("Invalid version id specified")),
     }
 }
 
@@ -323,15 +283,9 @@ fn version_param(req: &Req<'_>) -> Result<Option<VersionId>, S3Error> {
 /// If-Unmodified-Since holds; a matching If-None-Match is 304.
 fn check_read_conditions(req: &Req<'_>, v: &Version) -> Result<(), S3Error> {
     let h = &req.head;
-    let date = |name: &str| {
-        h.header(name)
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-    };
+    let date = |name: &str| h.header(name).and_then(|d| httpdate::parse_http_date(d).ok());
     let mtime_s = v.mtime_ms / 1000;
-    let unix = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    };
+    let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let etag_hdr = |hdr: &str| crate::engine::etag_matches(hdr, &v.etag);
     let precondition = || S3Error::new(S3ErrorCode::PreconditionFailed);
     let not_modified = || {
@@ -377,11 +331,7 @@ fn parse_range(v: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
         (size.saturating_sub(n), size)
     } else {
         let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            size
-        } else {
-            b.parse::<u64>().ok()?.saturating_add(1).min(size)
-        };
+        let end = if b.is_empty() { size } else { b.parse::<u64>().ok()?.saturating_add(1).min(size) };
         if !b.is_empty() && b.parse::<u64>().ok()? < start {
             return None;
         }
@@ -412,18 +362,15 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
         .header("etag", v.etag.to_string())
         .header("last-modified", http_date(v.mtime_ms))
         .header("accept-ranges", "bytes");
-    let versioned = engine
-        .bucket(req.bucket())
-        .is_some_and(|b| b.versioning != crate::engine::Versioning::Unversioned);
+    let versioned = engine.bucket(req.bucket()).is_some_and(|b| b.versioning != crate::engine::Versioning::Unversioned);
     if versioned || !v.id.is_null() {
         resp.set_header("x-amz-version-id", v.id.to_string());
     }
-    object_headers(req, &v, &mut resp);
-    let (start, end) = match req
-        .head
-        .header("range")
-        .and_then(|r| parse_range(r, v.size))
-    {
+    let range = req.head.header("range").and_then(|r| parse_range(r, v.size));
+    // A ranged answer carries no whole-object checksum (clients would check
+    // the part they got against it).
+    object_headers(req, &v, &mut resp, range.is_none());
+    let (start, end) = match range {
         None => (0, v.size),
         Some(Ok((s, e))) => {
             resp.status = 206;
@@ -431,8 +378,7 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
             (s, e)
         }
         Some(Err(())) => {
-            return Err(S3Error::new(S3ErrorCode::InvalidRange)
-                .header("content-range", format!("bytes */{}", v.size)));
+            return Err(S3Error::new(S3ErrorCode::InvalidRange).header("content-range", format!("bytes */{}", v.size)));
         }
     };
     resp.body = if head_only {
@@ -440,15 +386,12 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
     } else if end == start {
         Body::Empty
     } else {
-        Body::Object {
-            reader: engine.read(req.bucket(), req.key(), &v, start, end),
-            len: end - start,
-        }
+        Body::Object { reader: engine.read(req.bucket(), req.key(), &v, start, end), len: end - start }
     };
     Ok(resp)
 }
 
-fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response) {
+fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) {
     let m = &v.meta;
     let stored = [
         &m.content_type,
@@ -475,34 +418,17 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response) {
     {
         resp.set_header("x-amz-storage-class", sc.clone());
     }
-    let mode = req
-        .head
-        .header("x-amz-checksum-mode")
-        .is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+    let mode = whole && req.head.header("x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
     if let (true, Some(c)) = (mode, &m.checksum) {
-        resp.set_header(
-            &format!("x-amz-checksum-{}", c.algo.header_suffix()),
-            checksum::encode_value(&c.value),
-        );
-        resp.set_header(
-            "x-amz-checksum-type",
-            if c.parts > 0 {
-                "COMPOSITE"
-            } else {
-                "FULL_OBJECT"
-            },
-        );
+        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), checksum::encode_value(&c.value));
+        resp.set_header("x-amz-checksum-type", if c.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" });
     }
 }
 
 /// DeleteObject: 204, with the marker or version it touched.
 pub async fn delete_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
     let version = version_param(req)?;
-    let o = req
-        .ctx
-        .engine
-        .delete(req.bucket(), req.key(), version, now_ms())
-        .await?;
+    let o = req.ctx.engine.delete(req.bucket(), req.key(), version, now_ms()).await?;
     let mut resp = Response::new(204);
     if o.delete_marker {
         resp.set_header("x-amz-delete-marker", "true");
@@ -527,12 +453,7 @@ pub async fn delete_objects(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respon
             Some(v) => VersionId::parse(v).map(Some).ok_or(()),
         };
         let result = match parsed {
-            Ok(id) => req
-                .ctx
-                .engine
-                .delete(req.bucket(), &key, id, now_ms())
-                .await
-                .map_err(S3Error::from),
+            Ok(id) => req.ctx.engine.delete(req.bucket(), &key, id, now_ms()).await.map_err(S3Error::from),
             Err(()) => Err(invalid("Invalid version id specified")),
         };
         match result {
@@ -557,9 +478,7 @@ pub async fn delete_objects(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respon
                 if let Some(v) = &version {
                     x.elem("VersionId", v);
                 }
-                x.elem("Code", e.code.as_str())
-                    .elem("Message", &e.message)
-                    .close("Error");
+                x.elem("Code", e.code.as_str()).elem("Message", &e.message).close("Error");
             }
         }
     }
@@ -567,11 +486,7 @@ pub async fn delete_objects(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respon
 }
 
 /// Reads a whole small request body (XML documents), decoding aws-chunked.
-pub async fn read_small_body(
-    req: &mut Req<'_>,
-    conn: &mut Conn,
-    max: usize,
-) -> Result<Vec<u8>, S3Error> {
+pub async fn read_small_body(req: &mut Req<'_>, conn: &mut Conn, max: usize) -> Result<Vec<u8>, S3Error> {
     if req.body.declared_len().is_some_and(|n| n > max as u64) {
         return Err(S3ErrorCode::MalformedXML.into());
     }
@@ -615,7 +530,10 @@ pub async fn read_small_body(
 }
 
 /// Parses `<Delete><Quiet/>?<Object><Key/><VersionId/>?</Object>*</Delete>`.
-fn parse_delete(body: &[u8]) -> Result<(bool, Vec<(String, Option<String>)>), S3Error> {
+/// (key, version id) pairs of a DeleteObjects request.
+type DeleteList = Vec<(String, Option<String>)>;
+
+fn parse_delete(body: &[u8]) -> Result<(bool, DeleteList), S3Error> {
     use quick_xml::events::Event;
     let mut r = quick_xml::Reader::from_reader(body);
     let mut path: Vec<String> = Vec::new();
@@ -626,28 +544,20 @@ fn parse_delete(body: &[u8]) -> Result<(bool, Vec<(String, Option<String>)>), S3
     let malformed = || S3Error::new(S3ErrorCode::MalformedXML);
     loop {
         match r.read_event().map_err(|_| malformed())? {
-            Event::Start(e) => {
-                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
-            }
-            Event::Empty(e)
-                if e.local_name().as_ref() == b"Key"
-                    && path.last().is_some_and(|p| p == "Object") =>
-            {
+            Event::Start(e) => path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned()),
+            Event::Empty(e) if e.local_name().as_ref() == b"Key" && path.last().is_some_and(|p| p == "Object") => {
                 key = Some(String::new());
             }
+            Event::End(_) if path.last().is_some_and(|p| p == "Object") => {
+                path.pop();
+                objects.push((key.take().ok_or_else(malformed)?, version.take()));
+            }
             Event::End(_) => {
-                if path.pop().as_deref() == Some("Object") {
-                    objects.push((key.take().ok_or_else(malformed)?, version.take()));
-                }
+                path.pop();
             }
             Event::Text(t) => {
                 let text = t.unescape().map_err(|_| malformed())?.into_owned();
-                match path
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice()
-                {
+                match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                     ["Delete", "Quiet"] => quiet = text.trim() == "true",
                     ["Delete", "Object", "Key"] => key = Some(key.unwrap_or_default() + &text),
                     ["Delete", "Object", "VersionId"] => version = Some(text),
@@ -684,13 +594,7 @@ mod tests {
     fn delete_xml() {
         let (q, o) = parse_delete(b"<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>").unwrap();
         assert!(q);
-        assert_eq!(
-            o,
-            vec![
-                ("a&b".to_string(), None),
-                ("c".to_string(), Some("null".to_string()))
-            ]
-        );
+        assert_eq!(o, vec![("a&b".to_string(), None), ("c".to_string(), Some("null".to_string()))]);
         assert!(parse_delete(b"<Delete><Object><Key>a</Key>").is_err());
     }
 }

@@ -76,20 +76,14 @@ pub struct Target {
 
 /// Splits the request into bucket and key.
 pub fn target(head: &Head, domain: Option<&str>) -> Target {
-    let host = head
-        .header("host")
-        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let host = head.header("host").map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
     if let (Some(domain), Some(host)) = (domain, host.as_deref())
         && let Some(bucket) = host.strip_suffix(domain).and_then(|b| b.strip_suffix('.'))
         && !bucket.is_empty()
     {
         let key = decode(head.path.trim_start_matches('/'));
         let key = (!key.is_empty()).then_some(key);
-        return Target {
-            bucket: Some(bucket.to_string()),
-            key,
-            virtual_host: true,
-        };
+        return Target { bucket: Some(bucket.to_string()), key, virtual_host: true };
     }
     let path = head.path.strip_prefix('/').unwrap_or(&head.path);
     let (bucket, key) = match path.split_once('/') {
@@ -98,11 +92,7 @@ pub fn target(head: &Head, domain: Option<&str>) -> Target {
     };
     let bucket = decode(bucket);
     let key = key.map(decode).filter(|k| !k.is_empty());
-    Target {
-        bucket: (!bucket.is_empty()).then_some(bucket),
-        key,
-        virtual_host: false,
-    }
+    Target { bucket: (!bucket.is_empty()).then_some(bucket), key, virtual_host: false }
 }
 
 pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
@@ -159,9 +149,7 @@ pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
 /// AWS bucket naming rules ("Bucket naming rules", general purpose buckets).
 pub fn valid_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
-    let ok_chars = b
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-');
+    let ok_chars = b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-');
     let ends_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
     (3..=63).contains(&b.len())
@@ -182,26 +170,17 @@ mod tests {
 
     fn head(method: &str, target: &str, host: &str) -> Head {
         let raw = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        crate::http::head::parse(raw.as_bytes(), 16)
-            .unwrap()
-            .unwrap()
-            .0
+        crate::http::head::parse(raw.as_bytes(), 16).unwrap().unwrap().0
     }
 
     #[test]
     fn path_and_virtual_host_style() {
         let h = head("GET", "/b/a%20b/c", "localhost:9000");
         let t = target(&h, None);
-        assert_eq!(
-            (t.bucket.as_deref(), t.key.as_deref()),
-            (Some("b"), Some("a b/c"))
-        );
+        assert_eq!((t.bucket.as_deref(), t.key.as_deref()), (Some("b"), Some("a b/c")));
         let h = head("GET", "/k%2Bx", "bkt.s3.example.com");
         let t = target(&h, Some("s3.example.com"));
-        assert_eq!(
-            (t.bucket.as_deref(), t.key.as_deref()),
-            (Some("bkt"), Some("k+x"))
-        );
+        assert_eq!((t.bucket.as_deref(), t.key.as_deref()), (Some("bkt"), Some("k+x")));
     }
 
     #[test]
@@ -225,16 +204,7 @@ mod tests {
         for good in ["abc", "my-bucket.1", "a1b"] {
             assert!(valid_bucket_name(good), "{good}");
         }
-        for bad in [
-            "ab",
-            "ABC",
-            "-abc",
-            "abc-",
-            "a..b",
-            "192.168.1.1",
-            "xn--abc",
-            &"a".repeat(64),
-        ] {
+        for bad in ["ab", "ABC", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", &"a".repeat(64)] {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
     }

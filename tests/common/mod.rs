@@ -23,14 +23,8 @@ pub struct Node {
 pub fn temp_dir(name: &str) -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let mut rnd = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut rnd)
-        .unwrap();
-    let dir = base.join(format!(
-        "{name}-{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut rnd).unwrap();
+    let dir = base.join(format!("{name}-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -66,20 +60,14 @@ impl Node {
             .args(&self.extra_args)
             .env("KALIGON_ACCESS_KEY", ACCESS_KEY)
             .env("KALIGON_SECRET_KEY", SECRET_KEY)
-            .env(
-                "KALIGON_LOG",
-                std::env::var("KALIGON_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("KALIGON_LOG", std::env::var("KALIGON_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start kaligon");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("kaligon exited before listening")
-                .unwrap();
+            let line = lines.next().expect("kaligon exited before listening").unwrap();
             if let Some(a) = line.strip_prefix("kaligon: listening on http://") {
                 break a.trim().parse::<SocketAddr>().unwrap();
             }
@@ -97,6 +85,12 @@ impl Node {
     /// kill -9, then start again on the same port and data.
     pub fn crash_and_restart(&mut self) {
         self.kill9();
+        let listen = self.addr.to_string();
+        self.spawn(&listen);
+    }
+
+    /// Starts the node again on the same port and data after `kill9`.
+    pub fn start_again(&mut self) {
         let listen = self.addr.to_string();
         self.spawn(&listen);
     }
@@ -133,11 +127,7 @@ impl Node {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
 }
 
 impl Drop for Node {
@@ -152,10 +142,8 @@ impl Drop for Node {
 pub fn wait_ready(addr: SocketAddr) {
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
-        if let Ok(r) = raw(
-            addr,
-            b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        ) && r.status == 200
+        if let Ok(r) = raw(addr, b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            && r.status == 200
         {
             return;
         }
@@ -174,10 +162,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -185,11 +170,7 @@ impl RawResponse {
     /// The `<Code>` of an S3 error body.
     pub fn code(&self) -> String {
         let t = self.text();
-        t.split("<Code>")
-            .nth(1)
-            .and_then(|r| r.split("</Code>").next())
-            .unwrap_or("")
-            .to_string()
+        t.split("<Code>").nth(1).and_then(|r| r.split("</Code>").next()).unwrap_or("").to_string()
     }
 }
 
@@ -206,22 +187,13 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> std::io::Result<RawR
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         if s.read(&mut byte)? == 0 {
-            return Err(std::io::Error::other(
-                "closed before the response head ended",
-            ));
+            return Err(std::io::Error::other("closed before the response head ended"));
         }
         buf.push(byte[0]);
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
     let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -229,17 +201,10 @@ pub fn read_response(s: &mut TcpStream, head_only: bool) -> std::io::Result<RawR
             (k.trim().to_ascii_lowercase(), v.trim().to_string())
         })
         .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap());
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
     let mut body = vec![0u8; if head_only { 0 } else { len }];
     s.read_exact(&mut body)?;
-    Ok(RawResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(RawResponse { status, headers, body })
 }
 
 pub fn sdk(endpoint: &str) -> aws_sdk_s3::Client {
@@ -261,11 +226,7 @@ pub fn sdk_with(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Clien
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Deterministic pseudo-random bytes (xorshift) for bodies.
@@ -284,10 +245,7 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 pub fn files_under(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in walk(dir) {
-        if e.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(prefix))
-        {
+        if e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)) {
             out.push(e);
         }
     }

@@ -1,9 +1,7 @@
 //! SigV4 presigned URLs: AWS's worked example, client round trips, refusals.
 
 use super::*;
-use crate::auth::testutil::{
-    ACCESS_KEY, ClientRequest, EMPTY_HASH, EXAMPLE_NOW, MapStore, SECRET_KEY, headers, view,
-};
+use crate::auth::testutil::{ACCESS_KEY, ClientRequest, EMPTY_HASH, EXAMPLE_NOW, MapStore, SECRET_KEY, headers, view};
 use crate::auth::{PayloadCheck, authenticate};
 
 /// The presigned URL of "Example: GET Object" on the Query Parameters page.
@@ -17,39 +15,23 @@ fn host_only() -> Vec<(String, String)> {
 }
 
 fn run_at(query: &str, h: &[(String, String)], now: i64) -> Result<Authenticated, Error> {
-    authenticate(
-        &view("GET", "/test.txt", query, h, now),
-        &MapStore::with(&[("AK+/x", "s+/=ecret")]),
-    )
+    authenticate(&view("GET", "/test.txt", query, h, now), &MapStore::with(&[("AK+/x", "s+/=ecret")]))
 }
 
 fn code_at(query: &str, now: i64) -> &'static str {
-    run_at(query, &host_only(), now)
-        .map(|_| "OK")
-        .unwrap_or_else(|e| e.code())
+    run_at(query, &host_only(), now).map(|_| "OK").unwrap_or_else(|e| e.code())
 }
 
 #[test]
 fn aws_example_presigned_get_object() {
     let auth = run_at(AWS_QUERY, &host_only(), EXAMPLE_NOW).expect("AWS presigned example");
-    assert_eq!(
-        auth.identity,
-        Identity::User {
-            access_key: ACCESS_KEY.into()
-        }
-    );
+    assert_eq!(auth.identity, Identity::User { access_key: ACCESS_KEY.into() });
     assert!(matches!(auth.payload, PayloadCheck::Unsigned));
     // The canonical request AWS prints for this URL, and its hash in the string to sign.
     let params = crate::auth::canonical::parse_query(AWS_QUERY);
     let query = canonical_query(&params, Some("X-Amz-Signature"));
-    let canonical = canonical_request(
-        "GET",
-        "/test.txt",
-        &query,
-        &host_only(),
-        &["host".to_owned()],
-        "UNSIGNED-PAYLOAD",
-    );
+    let canonical =
+        canonical_request("GET", "/test.txt", &query, &host_only(), &["host".to_owned()], "UNSIGNED-PAYLOAD");
     assert_eq!(
         signing::sha256_hex(canonical.as_bytes()),
         "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04"
@@ -65,10 +47,7 @@ fn validity_window() {
     assert_eq!(code_at(AWS_QUERY, EXAMPLE_NOW + 3_600), "OK");
     assert_eq!(code_at(AWS_QUERY, EXAMPLE_NOW - 900), "OK");
     let early = run_at(AWS_QUERY, &host_only(), EXAMPLE_NOW - 901).unwrap_err();
-    assert_eq!(
-        early,
-        Error::AccessDenied("Request is not yet valid".into())
-    );
+    assert_eq!(early, Error::AccessDenied("Request is not yet valid".into()));
 }
 
 #[test]
@@ -96,69 +75,33 @@ fn expires_must_be_one_second_to_seven_days() {
         }
     }
     let duplicated = format!("{AWS_QUERY}&X-Amz-Expires=86400");
-    assert_eq!(
-        code_at(&duplicated, EXAMPLE_NOW),
-        "AuthorizationQueryParametersError"
-    );
+    assert_eq!(code_at(&duplicated, EXAMPLE_NOW), "AuthorizationQueryParametersError");
 }
 
 #[test]
 fn malformed_parameters() {
-    let without = |name: &str| {
-        AWS_QUERY
-            .split('&')
-            .filter(|p| !p.starts_with(name))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    for name in [
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-    ] {
-        assert_eq!(
-            code_at(&without(name), EXAMPLE_NOW),
-            "AuthorizationQueryParametersError",
-            "{name}"
-        );
+    let without = |name: &str| AWS_QUERY.split('&').filter(|p| !p.starts_with(name)).collect::<Vec<_>>().join("&");
+    for name in
+        ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"]
+    {
+        assert_eq!(code_at(&without(name), EXAMPLE_NOW), "AuthorizationQueryParametersError", "{name}");
     }
     let swaps = [
-        (
-            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
-            "X-Amz-Algorithm=AWS4-HMAC-SHA1",
-        ),
+        ("X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Algorithm=AWS4-HMAC-SHA1"),
         ("X-Amz-Date=20130524T000000Z", "X-Amz-Date=2013-05-24"),
         ("X-Amz-Date=20130524T000000Z", "X-Amz-Date=20130525T000000Z"),
         ("%2Fus-east-1%2F", "%2Feu-west-1%2F"),
         ("%2Fs3%2F", "%2Fiam%2F"),
         ("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=range"),
-        (
-            "X-Amz-SignedHeaders=host",
-            "X-Amz-SignedHeaders=host%3B%3Brange",
-        ),
+        ("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=host%3B%3Brange"),
     ];
     for (from, to) in swaps {
         let query = AWS_QUERY.replace(from, to);
-        assert_eq!(
-            code_at(&query, EXAMPLE_NOW),
-            "AuthorizationQueryParametersError",
-            "{to}"
-        );
+        assert_eq!(code_at(&query, EXAMPLE_NOW), "AuthorizationQueryParametersError", "{to}");
     }
-    let region = run_at(
-        &AWS_QUERY.replace("%2Fus-east-1%2F", "%2Feu-west-1%2F"),
-        &host_only(),
-        EXAMPLE_NOW,
-    )
-    .unwrap_err();
-    assert!(
-        region
-            .to_string()
-            .contains("the region 'eu-west-1' is wrong; expecting 'us-east-1'")
-    );
+    let region =
+        run_at(&AWS_QUERY.replace("%2Fus-east-1%2F", "%2Feu-west-1%2F"), &host_only(), EXAMPLE_NOW).unwrap_err();
+    assert!(region.to_string().contains("the region 'eu-west-1' is wrong; expecting 'us-east-1'"));
 }
 
 #[test]
@@ -170,43 +113,24 @@ fn tampering_and_unknown_keys() {
     let added = format!("{AWS_QUERY}&response-content-type=text%2Fhtml");
     assert_eq!(code_at(&added, EXAMPLE_NOW), "SignatureDoesNotMatch");
     let other_host = headers(&[("Host", "otherbucket.s3.amazonaws.com")]);
-    assert_eq!(
-        run_at(AWS_QUERY, &other_host, EXAMPLE_NOW)
-            .unwrap_err()
-            .code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(run_at(AWS_QUERY, &other_host, EXAMPLE_NOW).unwrap_err().code(), "SignatureDoesNotMatch");
     let no_host = run_at(AWS_QUERY, &[], EXAMPLE_NOW).unwrap_err();
-    assert_eq!(
-        no_host,
-        Error::MissingSecurityHeader {
-            header: "host".into()
-        }
-    );
+    assert_eq!(no_host, Error::MissingSecurityHeader { header: "host".into() });
     let mut injected = host_only();
     injected.push(("x-amz-copy-source".into(), "/secret/object".into()));
     assert_eq!(
         run_at(AWS_QUERY, &injected, EXAMPLE_NOW).unwrap_err(),
-        Error::HeadersNotSigned {
-            headers: "x-amz-copy-source".into()
-        }
+        Error::HeadersNotSigned { headers: "x-amz-copy-source".into() }
     );
 }
 
-fn presigned<'a>(
-    key: &'a str,
-    query: &[(&str, &str)],
-    extra: &[(&str, &str)],
-) -> ClientRequest<'a> {
+fn presigned<'a>(key: &'a str, query: &[(&str, &str)], extra: &[(&str, &str)]) -> ClientRequest<'a> {
     let mut signed = vec![("host".to_owned(), "localhost:9000".to_owned())];
     signed.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
     ClientRequest {
         method: "PUT",
         path: key,
-        query: query
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
+        query: query.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         headers: signed,
         payload: "UNSIGNED-PAYLOAD",
         amz_date: "20130524T000000Z",
@@ -252,22 +176,13 @@ fn client_round_trip_for_awkward_keys_and_access_keys() {
             let req = presigned(
                 key,
                 &[
-                    (
-                        "response-content-disposition",
-                        "attachment; filename=\"é t+x.txt\"",
-                    ),
+                    ("response-content-disposition", "attachment; filename=\"é t+x.txt\""),
                     ("versionId", "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
                 ],
                 &[],
             );
-            let auth = send(req, access_key, secret, &sent)
-                .unwrap_or_else(|e| panic!("{key:?} {access_key}: {e:?}"));
-            assert_eq!(
-                auth.identity,
-                Identity::User {
-                    access_key: access_key.into()
-                }
-            );
+            let auth = send(req, access_key, secret, &sent).unwrap_or_else(|e| panic!("{key:?} {access_key}: {e:?}"));
+            assert_eq!(auth.identity, Identity::User { access_key: access_key.into() });
         }
     }
 }
@@ -278,18 +193,11 @@ fn signed_headers_must_be_sent_as_signed() {
     let ok = headers(&[("host", "localhost:9000"), ("content-type", "image/png")]);
     send(req(), ACCESS_KEY, SECRET_KEY, &ok).expect("signed content-type sent");
     let changed = headers(&[("host", "localhost:9000"), ("content-type", "text/html")]);
-    assert_eq!(
-        send(req(), ACCESS_KEY, SECRET_KEY, &changed)
-            .unwrap_err()
-            .code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(send(req(), ACCESS_KEY, SECRET_KEY, &changed).unwrap_err().code(), "SignatureDoesNotMatch");
     let missing = headers(&[("host", "localhost:9000")]);
     assert_eq!(
         send(req(), ACCESS_KEY, SECRET_KEY, &missing).unwrap_err(),
-        Error::MissingSecurityHeader {
-            header: "content-type".into()
-        }
+        Error::MissingSecurityHeader { header: "content-type".into() }
     );
 }
 
@@ -299,16 +207,11 @@ fn content_sha256_parameter_pins_the_body() {
     let mut req = presigned("/bucket/k", &[("X-Amz-Content-Sha256", EMPTY_HASH)], &[]);
     req.payload = EMPTY_HASH;
     let auth = send(req, ACCESS_KEY, SECRET_KEY, &sent).expect("hash in the URL");
-    let PayloadCheck::Sha256(hash) = auth.payload else {
-        panic!("the pinned hash must be checked")
-    };
+    let PayloadCheck::Sha256(hash) = auth.payload else { panic!("the pinned hash must be checked") };
     assert_eq!(hex::encode(hash), EMPTY_HASH);
     let mut req = presigned("/bucket/k", &[("X-Amz-Content-Sha256", "nonsense")], &[]);
     req.payload = "nonsense";
-    assert_eq!(
-        send(req, ACCESS_KEY, SECRET_KEY, &sent).unwrap_err().code(),
-        "InvalidArgument"
-    );
+    assert_eq!(send(req, ACCESS_KEY, SECRET_KEY, &sent).unwrap_err().code(), "InvalidArgument");
 }
 
 #[test]
@@ -328,10 +231,7 @@ fn garbage_never_panics() {
     ];
     for query in &queries {
         for now in [i64::MIN, -1, 0, EXAMPLE_NOW, i64::MAX] {
-            assert!(
-                run_at(query, &host_only(), now).is_err(),
-                "{query} at {now}"
-            );
+            assert!(run_at(query, &host_only(), now).is_err(), "{query} at {now}");
         }
     }
 }

@@ -24,10 +24,7 @@ impl Example<'_> {
             .and_then(|(_, v)| parse_http_date(v))
             .expect("examples carry a Date header");
         let mut h = headers(&self.headers);
-        h.push((
-            "authorization".into(),
-            format!("AWS {ACCESS_KEY}:{}", self.signature),
-        ));
+        h.push(("authorization".into(), format!("AWS {ACCESS_KEY}:{}", self.signature)));
         authenticate(
             &RequestView {
                 method: self.method,
@@ -51,10 +48,7 @@ fn examples() -> Vec<Example<'static>> {
             path: "/photos/puppy.jpg",
             query: "",
             bucket: Some("johnsmith"),
-            headers: vec![
-                ("Host", "johnsmith.s3.amazonaws.com"),
-                ("Date", "Tue, 27 Mar 2007 19:36:42 +0000"),
-            ],
+            headers: vec![("Host", "johnsmith.s3.amazonaws.com"), ("Date", "Tue, 27 Mar 2007 19:36:42 +0000")],
             signature: "bWq2s1WEIj+Ydj0vQ697zp+IXMU=",
         },
         // Object PUT with Content-Type.
@@ -90,10 +84,7 @@ fn examples() -> Vec<Example<'static>> {
             path: "/",
             query: "acl",
             bucket: Some("johnsmith"),
-            headers: vec![
-                ("Host", "johnsmith.s3.amazonaws.com"),
-                ("Date", "Tue, 27 Mar 2007 19:44:46 +0000"),
-            ],
+            headers: vec![("Host", "johnsmith.s3.amazonaws.com"), ("Date", "Tue, 27 Mar 2007 19:44:46 +0000")],
             signature: "c2WLPFtWHVgbEmeEG93a4cG37dM=",
         },
         // Delete, path-style, with x-amz-date overriding Date.
@@ -139,10 +130,7 @@ fn examples() -> Vec<Example<'static>> {
             path: "/",
             query: "",
             bucket: None,
-            headers: vec![
-                ("Host", "s3.amazonaws.com"),
-                ("Date", "Wed, 28 Mar 2007 01:29:59 +0000"),
-            ],
+            headers: vec![("Host", "s3.amazonaws.com"), ("Date", "Wed, 28 Mar 2007 01:29:59 +0000")],
             signature: "qGdzdERIC03wnaRNKh6OqZehG9s=",
         },
         // Unicode keys: the path is signed exactly as sent, escapes and their case included.
@@ -151,10 +139,7 @@ fn examples() -> Vec<Example<'static>> {
             path: "/dictionary/fran%C3%A7ais/pr%c3%a9f%c3%a8re",
             query: "",
             bucket: None,
-            headers: vec![
-                ("Host", "s3.amazonaws.com"),
-                ("Date", "Wed, 28 Mar 2007 01:49:49 +0000"),
-            ],
+            headers: vec![("Host", "s3.amazonaws.com"), ("Date", "Wed, 28 Mar 2007 01:49:49 +0000")],
             signature: "DNEZGsoieTZ92F3bUfSPQcbGmlM=",
         },
     ]
@@ -163,15 +148,8 @@ fn examples() -> Vec<Example<'static>> {
 #[test]
 fn aws_header_examples() {
     for example in examples() {
-        let auth = example
-            .run()
-            .unwrap_or_else(|e| panic!("{} {}: {e:?}", example.method, example.path));
-        assert_eq!(
-            auth.identity,
-            Identity::User {
-                access_key: ACCESS_KEY.into()
-            }
-        );
+        let auth = example.run().unwrap_or_else(|e| panic!("{} {}: {e:?}", example.method, example.path));
+        assert_eq!(auth.identity, Identity::User { access_key: ACCESS_KEY.into() });
         assert!(matches!(auth.payload, PayloadCheck::Unsigned));
     }
 }
@@ -180,8 +158,7 @@ fn aws_header_examples() {
 fn x_amz_date_in_the_documented_rule_form() {
     // The page's rule (empty date line, x-amz-date among the x-amz headers), as s3cmd signs.
     let secret = crate::auth::testutil::SECRET_KEY;
-    let sts =
-        "DELETE\n\n\n\nx-amz-date:Tue, 27 Mar 2007 21:20:26 +0000\n/johnsmith/photos/puppy.jpg";
+    let sts = "DELETE\n\n\n\nx-amz-date:Tue, 27 Mar 2007 21:20:26 +0000\n/johnsmith/photos/puppy.jpg";
     let signature = BASE64.encode(hmac_sha1(secret.as_bytes(), sts.as_bytes()));
     let mut example: Example<'_> = examples().swap_remove(4);
     assert_eq!(example.method, "DELETE");
@@ -196,23 +173,15 @@ fn tampering_and_time() {
     assert_eq!(example.run().unwrap_err().code(), "SignatureDoesNotMatch");
     let mut example = examples().swap_remove(0);
     example.path = "/photos/kitten.jpg";
-    let Err(Error::SignatureDoesNotMatch(details)) = example.run() else {
-        panic!("mismatch expected")
-    };
-    assert_eq!(
-        details.string_to_sign,
-        "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/johnsmith/photos/kitten.jpg"
-    );
+    let Err(Error::SignatureDoesNotMatch(details)) = example.run() else { panic!("mismatch expected") };
+    assert_eq!(details.string_to_sign, "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/johnsmith/photos/kitten.jpg");
     let mut example = examples().swap_remove(3);
     example.query = "acl&versionId=1";
     assert_eq!(example.run().unwrap_err().code(), "SignatureDoesNotMatch");
 
     let example = examples().swap_remove(0);
     let mut h = headers(&example.headers);
-    h.push((
-        "authorization".into(),
-        format!("AWS {ACCESS_KEY}:{}", example.signature),
-    ));
+    h.push(("authorization".into(), format!("AWS {ACCESS_KEY}:{}", example.signature)));
     let at = |now| {
         authenticate(
             &RequestView {
@@ -260,39 +229,14 @@ fn unknown_key_and_malformed_headers() {
         .unwrap_or_else(|e| e.code())
     };
     let date = Some("Wed, 28 Mar 2007 01:29:59 +0000");
-    assert_eq!(
-        run(
-            "AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=",
-            date
-        ),
-        "OK"
-    );
-    assert_eq!(
-        run("AWS NOPE:qGdzdERIC03wnaRNKh6OqZehG9s=", date),
-        "InvalidAccessKeyId"
-    );
-    assert_eq!(
-        run(
-            "AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=",
-            None
-        ),
-        "AccessDenied"
-    );
-    assert_eq!(
-        run(
-            "AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=",
-            Some("soon")
-        ),
-        "AccessDenied"
-    );
+    assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", date), "OK");
+    assert_eq!(run("AWS NOPE:qGdzdERIC03wnaRNKh6OqZehG9s=", date), "InvalidAccessKeyId");
+    assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", None), "AccessDenied");
+    assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", Some("soon")), "AccessDenied");
     for bad in ["AWS ", "AWS nocolon", "AWS :sig", "AWS key:", "AWS  :  "] {
         assert_eq!(run(bad, date), "InvalidArgument", "{bad:?}");
     }
-    for bad in [
-        "AWS AKIAIOSFODNN7EXAMPLE:!!!",
-        "AWS AKIAIOSFODNN7EXAMPLE:é",
-        "AWS AKIAIOSFODNN7EXAMPLE:AAAA",
-    ] {
+    for bad in ["AWS AKIAIOSFODNN7EXAMPLE:!!!", "AWS AKIAIOSFODNN7EXAMPLE:é", "AWS AKIAIOSFODNN7EXAMPLE:AAAA"] {
         assert_eq!(run(bad, date), "SignatureDoesNotMatch", "{bad:?}");
     }
 }
@@ -319,19 +263,11 @@ const QUERY: &str = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE\
 #[test]
 fn aws_query_string_example() {
     let auth = presigned(QUERY, 1_175_139_620).expect("AWS query-string example");
-    assert_eq!(
-        auth.identity,
-        Identity::User {
-            access_key: ACCESS_KEY.into()
-        }
-    );
+    assert_eq!(auth.identity, Identity::User { access_key: ACCESS_KEY.into() });
     // An unencoded `+` in the signature is the base64 character, not a space.
     let raw_plus = QUERY.replace("%2B", "+");
     presigned(&raw_plus, 1_175_139_620).expect("raw plus");
-    assert_eq!(
-        presigned(QUERY, 1_175_139_621).unwrap_err(),
-        Error::AccessDenied("Request has expired".into())
-    );
+    assert_eq!(presigned(QUERY, 1_175_139_621).unwrap_err(), Error::AccessDenied("Request has expired".into()));
     // A URL used long before its expiry is fine: SigV2 query auth has no skew window.
     presigned(QUERY, 1_000_000_000).expect("early use");
 }
@@ -339,23 +275,10 @@ fn aws_query_string_example() {
 #[test]
 fn query_string_refusals() {
     let now = 1_175_139_000;
-    let code = |query: &str| {
-        presigned(query, now)
-            .map(|_| "OK")
-            .unwrap_or_else(|e| e.code())
-    };
-    assert_eq!(
-        code(&QUERY.replace("AKIAIOSFODNN7EXAMPLE", "NOPE")),
-        "InvalidAccessKeyId"
-    );
-    assert_eq!(
-        code(&QUERY.replace("Sn8%3D", "Sn9%3D")),
-        "SignatureDoesNotMatch"
-    );
-    assert_eq!(
-        code(&QUERY.replace("1175139620", "1175139619")),
-        "SignatureDoesNotMatch"
-    );
+    let code = |query: &str| presigned(query, now).map(|_| "OK").unwrap_or_else(|e| e.code());
+    assert_eq!(code(&QUERY.replace("AKIAIOSFODNN7EXAMPLE", "NOPE")), "InvalidAccessKeyId");
+    assert_eq!(code(&QUERY.replace("Sn8%3D", "Sn9%3D")), "SignatureDoesNotMatch");
+    assert_eq!(code(&QUERY.replace("1175139620", "1175139619")), "SignatureDoesNotMatch");
     assert_eq!(code(&format!("{QUERY}&acl")), "SignatureDoesNotMatch");
     assert_eq!(code(&format!("{QUERY}&prefix=x")), "OK");
     for bad in [
@@ -372,10 +295,7 @@ fn query_string_refusals() {
     assert_eq!(code(&format!("{QUERY}&Signature=x")), "InvalidArgument");
     // An expiry too large for any clock never expires, but it is signed, so it must match.
     let far = format!("Expires={}", "9".repeat(40));
-    assert_eq!(
-        code(&QUERY.replace("Expires=1175139620", &far)),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(code(&QUERY.replace("Expires=1175139620", &far)), "SignatureDoesNotMatch");
 }
 
 #[test]
@@ -387,18 +307,11 @@ fn canonical_pieces() {
         ("x-amz-date", "d"),
         ("content-type", "t"),
     ]);
-    assert_eq!(
-        canonical_amz_headers(&h, false),
-        "x-amz-date:d\nx-amz-meta-a:1\nx-amz-meta-b:2,3\n"
-    );
-    assert_eq!(
-        canonical_amz_headers(&h, true),
-        "x-amz-meta-a:1\nx-amz-meta-b:2,3\n"
-    );
+    assert_eq!(canonical_amz_headers(&h, false), "x-amz-date:d\nx-amz-meta-a:1\nx-amz-meta-b:2,3\n");
+    assert_eq!(canonical_amz_headers(&h, true), "x-amz-meta-a:1\nx-amz-meta-b:2,3\n");
     assert_eq!(canonical_amz_headers(&[], false), "");
-    let params = crate::auth::canonical::parse_query(
-        "versionId=a%2Bb&uploads&prefix=p&response-content-type=text%2Fplain&acl=",
-    );
+    let params =
+        crate::auth::canonical::parse_query("versionId=a%2Bb&uploads&prefix=p&response-content-type=text%2Fplain&acl=");
     let req = RequestView {
         method: "GET",
         raw_path: "/k%20ey",
@@ -412,25 +325,14 @@ fn canonical_pieces() {
         canonical_resources(&req, &params),
         ["/b/k%20ey?acl=&response-content-type=text/plain&uploads&versionId=a+b"]
     );
-    let root = RequestView {
-        raw_path: "",
-        virtual_host_bucket: None,
-        ..req
-    };
+    let root = RequestView { raw_path: "", virtual_host_bucket: None, ..req };
     assert_eq!(canonical_resources(&root, &[]), ["/"]);
     // A path-style bucket request also has the trailing-slash form botocore signs.
-    let bucket = RequestView {
-        raw_path: "/bucket",
-        virtual_host_bucket: None,
-        ..req
-    };
+    let bucket = RequestView { raw_path: "/bucket", virtual_host_bucket: None, ..req };
     assert_eq!(
         canonical_resources(&bucket, &crate::auth::canonical::parse_query("acl")),
         ["/bucket?acl", "/bucket/?acl"]
     );
-    let virtual_bucket = RequestView {
-        raw_path: "/key",
-        ..req
-    };
+    let virtual_bucket = RequestView { raw_path: "/key", ..req };
     assert_eq!(canonical_resources(&virtual_bucket, &[]), ["/b/key"]);
 }

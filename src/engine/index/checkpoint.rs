@@ -57,18 +57,11 @@ pub fn encode(shard: ShardId, pos: Position, index: &Index) -> Vec<u8> {
         out.extend_from_slice(&b);
     };
     for (name, state) in index.owned_buckets() {
-        push(MetaOp::PutBucket {
-            name: name.clone(),
-            state: state.clone(),
-        });
+        push(MetaOp::PutBucket { name: name.clone(), state: state.clone() });
     }
     index.for_each_key(|bucket, key, versions| {
         for v in versions {
-            push(MetaOp::PutVersion {
-                bucket: bucket.into(),
-                key: key.into(),
-                version: v.clone(),
-            });
+            push(MetaOp::PutVersion { bucket: bucket.into(), key: key.into(), version: v.clone() });
         }
     });
     let h = xxh64(&out, 0);
@@ -105,11 +98,7 @@ pub fn decode(shard: ShardId, b: &[u8]) -> Result<(Position, Index), DecodeError
     if u32_at(12) != shard.0 {
         return Err(DecodeError::WrongShard(u32_at(12)));
     }
-    let pos = Position {
-        next_seq: u64_at(16),
-        segment: SegmentId(u64_at(24)),
-        offset: u64_at(32),
-    };
+    let pos = Position { next_seq: u64_at(16), segment: SegmentId(u64_at(24)), offset: u64_at(32) };
     let mut index = Index::default();
     let mut at = HEADER_BYTES;
     while at < body.len() {
@@ -160,10 +149,7 @@ mod tests {
 
     fn sample() -> Index {
         let mut ix = Index::default();
-        ix.apply(&MetaOp::PutBucket {
-            name: "b".into(),
-            state: BucketState::default(),
-        });
+        ix.apply(&MetaOp::PutBucket { name: "b".into(), state: BucketState::default() });
         for i in 0..50u64 {
             ix.apply(&MetaOp::PutVersion {
                 bucket: "b".into(),
@@ -185,29 +171,18 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let pos = Position {
-            next_seq: 51,
-            segment: SegmentId(2),
-            offset: 8192,
-        };
+        let pos = Position { next_seq: 51, segment: SegmentId(2), offset: 8192 };
         let b = encode(ShardId(1), pos, &sample());
         let (p, ix) = decode(ShardId(1), &b).unwrap();
         assert_eq!(p, pos);
         assert_eq!(ix.stats(), sample().stats());
         assert_eq!(ix.owned_buckets().len(), 1);
-        assert_eq!(
-            decode(ShardId(0), &b).err(),
-            Some(DecodeError::WrongShard(1))
-        );
+        assert_eq!(decode(ShardId(0), &b).err(), Some(DecodeError::WrongShard(1)));
     }
 
     #[test]
     fn any_corruption_is_detected() {
-        let pos = Position {
-            next_seq: 1,
-            segment: SegmentId(0),
-            offset: 4096,
-        };
+        let pos = Position { next_seq: 1, segment: SegmentId(0), offset: 4096 };
         let b = encode(ShardId(0), pos, &sample());
         for i in (0..b.len()).step_by(7) {
             let mut c = b.clone();
@@ -224,11 +199,8 @@ mod tests {
         for seq in [5u64, 9, 12] {
             write(&dir, seq, b"x").unwrap();
         }
-        let names: Vec<String> = list(&dir)
-            .unwrap()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            list(&dir).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, vec![file_name(12), file_name(9)]);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -68,25 +68,13 @@ impl Index {
     /// Applies one metadata change; returns the extents it made dead.
     pub fn apply(&mut self, op: &MetaOp) -> Vec<Extent> {
         match op {
-            MetaOp::PutVersion {
-                bucket,
-                key,
-                version,
-            } => {
-                let versions = self
-                    .keys
-                    .entry(bucket.clone())
-                    .or_default()
-                    .entry(key.as_bytes().into())
-                    .or_default();
+            MetaOp::PutVersion { bucket, key, version } => {
+                let versions = self.keys.entry(bucket.clone()).or_default().entry(key.as_bytes().into()).or_default();
                 let mut freed = Vec::new();
                 if let Some(i) = versions.iter().position(|v| v.id == version.id) {
                     freed.extend_from_slice(&versions.remove(i).extents);
                 }
-                let at = versions
-                    .iter()
-                    .position(|v| v.seq < version.seq)
-                    .unwrap_or(versions.len());
+                let at = versions.iter().position(|v| v.seq < version.seq).unwrap_or(versions.len());
                 versions.insert(at, version.clone());
                 freed
             }
@@ -122,11 +110,7 @@ impl Index {
 
     /// All versions of a key, newest first.
     pub fn versions(&self, bucket: &str, key: &str) -> &[Version] {
-        self.keys
-            .get(bucket)
-            .and_then(|m| m.get(key.as_bytes()))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
+        self.keys.get(bucket).and_then(|m| m.get(key.as_bytes())).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
     /// The newest version of a key (possibly a delete marker).
@@ -151,11 +135,7 @@ impl Index {
     pub fn for_each_key(&self, mut f: impl FnMut(&str, &str, &[Version])) {
         for (bucket, map) in &self.keys {
             for (key, versions) in map {
-                f(
-                    bucket,
-                    std::str::from_utf8(key).expect("keys are UTF-8"),
-                    versions,
-                );
+                f(bucket, std::str::from_utf8(key).expect("keys are UTF-8"), versions);
             }
         }
     }
@@ -182,21 +162,13 @@ impl Index {
             return out;
         };
         let prefix = q.prefix.as_bytes();
-        let mut lower: Vec<u8> = if q.after.as_slice() >= prefix {
-            q.after.clone()
-        } else {
-            Vec::new()
-        };
+        let mut lower: Vec<u8> = if q.after.as_slice() >= prefix { q.after.clone() } else { Vec::new() };
         let mut inclusive = lower.is_empty();
         if inclusive {
             lower = prefix.to_vec();
         }
         'restart: while out.len() < q.limit {
-            let start = if inclusive {
-                Bound::Included(lower.as_slice())
-            } else {
-                Bound::Excluded(lower.as_slice())
-            };
+            let start = if inclusive { Bound::Included(lower.as_slice()) } else { Bound::Excluded(lower.as_slice()) };
             for (key, versions) in map.range::<[u8], _>((start, Bound::Unbounded)) {
                 if !key.starts_with(prefix) {
                     return out;
@@ -264,11 +236,7 @@ mod tests {
     }
 
     fn put(ix: &mut Index, key: &str, id: u128, seq: u64, marker: bool) -> Vec<Extent> {
-        ix.apply(&MetaOp::PutVersion {
-            bucket: "b".into(),
-            key: key.into(),
-            version: version(id, seq, marker),
-        })
+        ix.apply(&MetaOp::PutVersion { bucket: "b".into(), key: key.into(), version: version(id, seq, marker) })
     }
 
     fn names(entries: &[ListEntry]) -> Vec<&str> {
@@ -281,22 +249,10 @@ mod tests {
         put(&mut ix, "k", 0, 1, false);
         put(&mut ix, "k", 7, 2, false);
         put(&mut ix, "k", 0, 3, false);
-        let v: Vec<_> = ix
-            .versions("b", "k")
-            .iter()
-            .map(|v| (v.id.0, v.seq))
-            .collect();
+        let v: Vec<_> = ix.versions("b", "k").iter().map(|v| (v.id.0, v.seq)).collect();
         assert_eq!(v, vec![(0, 3), (7, 2)]);
-        ix.apply(&MetaOp::DeleteVersion {
-            bucket: "b".into(),
-            key: "k".into(),
-            id: VersionId(0),
-        });
-        ix.apply(&MetaOp::DeleteVersion {
-            bucket: "b".into(),
-            key: "k".into(),
-            id: VersionId(7),
-        });
+        ix.apply(&MetaOp::DeleteVersion { bucket: "b".into(), key: "k".into(), id: VersionId(0) });
+        ix.apply(&MetaOp::DeleteVersion { bucket: "b".into(), key: "k".into(), id: VersionId(7) });
         assert!(!ix.has_keys("b"));
     }
 
@@ -307,40 +263,16 @@ mod tests {
             put(&mut ix, k, 0, i as u64 + 1, false);
         }
         put(&mut ix, "gone", 0, 99, true);
-        let all = ix.list(
-            "b",
-            &ListQuery {
-                limit: 100,
-                ..Default::default()
-            },
-        );
+        let all = ix.list("b", &ListQuery { limit: 100, ..Default::default() });
         assert_eq!(names(&all), ["a", "a/b", "a/c/d", "b", "c/x", "c/y"]);
-        let q = ListQuery {
-            delimiter: Some("/".into()),
-            limit: 100,
-            ..Default::default()
-        };
+        let q = ListQuery { delimiter: Some("/".into()), limit: 100, ..Default::default() };
         assert_eq!(names(&ix.list("b", &q)), ["a", "a/", "b", "c/"]);
-        let q = ListQuery {
-            prefix: "a/".into(),
-            delimiter: Some("/".into()),
-            limit: 100,
-            ..Default::default()
-        };
+        let q = ListQuery { prefix: "a/".into(), delimiter: Some("/".into()), limit: 100, ..Default::default() };
         assert_eq!(names(&ix.list("b", &q)), ["a/b", "a/c/"]);
         // Paging after a common prefix skips the whole prefix range.
-        let q = ListQuery {
-            delimiter: Some("/".into()),
-            after: b"a/".to_vec(),
-            limit: 100,
-            ..Default::default()
-        };
+        let q = ListQuery { delimiter: Some("/".into()), after: b"a/".to_vec(), limit: 100, ..Default::default() };
         assert_eq!(names(&ix.list("b", &q)), ["b", "c/"]);
-        let q = ListQuery {
-            after: after_prefix("c/"),
-            limit: 100,
-            ..Default::default()
-        };
+        let q = ListQuery { after: after_prefix("c/"), limit: 100, ..Default::default() };
         assert!(ix.list("b", &q).is_empty());
     }
 
@@ -357,31 +289,10 @@ mod tests {
             let mut after = Vec::new();
             let mut seen = Vec::new();
             loop {
-                let q = ListQuery {
-                    delimiter: delimiter.clone(),
-                    after: after.clone(),
-                    limit: 11,
-                    ..Default::default()
-                };
-                let want = one.list(
-                    "b",
-                    &ListQuery {
-                        limit: 12,
-                        ..q.clone()
-                    },
-                );
-                let pages = shards
-                    .iter()
-                    .map(|s| {
-                        s.list(
-                            "b",
-                            &ListQuery {
-                                limit: 12,
-                                ..q.clone()
-                            },
-                        )
-                    })
-                    .collect();
+                let q =
+                    ListQuery { delimiter: delimiter.clone(), after: after.clone(), limit: 11, ..Default::default() };
+                let want = one.list("b", &ListQuery { limit: 12, ..q.clone() });
+                let pages = shards.iter().map(|s| s.list("b", &ListQuery { limit: 12, ..q.clone() })).collect();
                 let (page, more) = merge_pages(pages, 11);
                 assert_eq!(names(&page), names(&want[..want.len().min(11)]));
                 assert_eq!(more, want.len() > 11);

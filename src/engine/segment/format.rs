@@ -50,8 +50,7 @@ pub const RECORD_HEADER_BYTES: usize = 40;
 /// addressed by its first offset and total length. Part of the format.
 pub const CHUNK_PAYLOAD_BYTES: u64 = 1 << 20;
 /// Distance between consecutive full data records written on their own.
-pub const CHUNK_STRIDE_BYTES: u64 =
-    crate::runtime::buf::align_up(CHUNK_PAYLOAD_BYTES + RECORD_HEADER_BYTES as u64);
+pub const CHUNK_STRIDE_BYTES: u64 = crate::runtime::buf::align_up(CHUNK_PAYLOAD_BYTES + RECORD_HEADER_BYTES as u64);
 
 /// What a record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,13 +122,7 @@ impl RecordHeader {
         if kind == RecordKind::Data && payload_len as u64 > CHUNK_PAYLOAD_BYTES {
             return Err(HeaderFault::Corrupt);
         }
-        Ok(Self {
-            kind,
-            payload_len,
-            segment_low: u32_at(b, 12),
-            seq: u64_at(b, 16),
-            payload_hash: u64_at(b, 24),
-        })
+        Ok(Self { kind, payload_len, segment_low: u32_at(b, 12), seq: u64_at(b, 16), payload_hash: u64_at(b, 24) })
     }
 
     /// Bytes from this record's start to where the next packed record may start.
@@ -175,11 +168,7 @@ impl SegmentHeader {
         if u32_at(b, 8) != FORMAT_VERSION {
             return None;
         }
-        Some(Self {
-            shard: u32_at(b, 12),
-            segment: u64_at(b, 16),
-            size: u64_at(b, 24),
-        })
+        Some(Self { shard: u32_at(b, 12), segment: u64_at(b, 16), size: u64_at(b, 24) })
     }
 }
 
@@ -241,11 +230,7 @@ mod tests {
 
     #[test]
     fn segment_header_round_trip_and_corruption() {
-        let h = SegmentHeader {
-            shard: 1,
-            segment: 9,
-            size: 1 << 30,
-        };
+        let h = SegmentHeader { shard: 1, segment: 9, size: 1 << 30 };
         let mut b = vec![0u8; 4096];
         h.encode(&mut b);
         assert_eq!(SegmentHeader::decode(&b), Some(h));

@@ -116,10 +116,7 @@ impl Log {
             files.insert(*id, open_direct(&segment_path(dir, *id), true, false)?);
         }
         files.insert(first, current.clone());
-        let spares = Spares {
-            wanted_from: first.0 + 1,
-            ..Default::default()
-        };
+        let spares = Spares { wanted_from: first.0 + 1, ..Default::default() };
         Ok(Self {
             dir: dir.to_path_buf(),
             shard,
@@ -135,11 +132,7 @@ impl Log {
     }
 
     fn create_now(dir: &Path, shard: ShardId, size: u64, id: SegmentId) -> Result<File, Error> {
-        let header = SegmentHeader {
-            shard: shard.0,
-            segment: id.0,
-            size,
-        };
+        let header = SegmentHeader { shard: shard.0, segment: id.0, size };
         let f = create_segment_file(&segment_path(dir, id), header)?;
         sync_dir(dir)?;
         // SAFETY: ownership of the fd moves into the compio File.
@@ -173,18 +166,11 @@ impl Log {
     /// the next segment when the current one is full.
     pub fn alloc(&mut self, bytes: u64) -> Result<Alloc, Error> {
         let bytes = align_up(bytes);
-        assert!(
-            bytes <= self.segment_bytes - SEGMENT_HEADER_BYTES,
-            "record larger than a segment"
-        );
+        assert!(bytes <= self.segment_bytes - SEGMENT_HEADER_BYTES, "record larger than a segment");
         if self.pos + bytes > self.segment_bytes {
             self.roll_over()?;
         }
-        let a = Alloc {
-            segment: self.current.0,
-            offset: self.pos,
-            file: self.current.1.clone(),
-        };
+        let a = Alloc { segment: self.current.0, offset: self.pos, file: self.current.1.clone() };
         self.pos += bytes;
         self.dirty.insert(a.segment);
         self.spares.borrow_mut().last_write = Some(Instant::now());
@@ -229,9 +215,7 @@ impl Log {
     /// Files written since the last call; the caller syncs them.
     pub fn take_dirty(&mut self) -> Vec<File> {
         let ids = std::mem::take(&mut self.dirty);
-        ids.iter()
-            .filter_map(|id| self.files.get(id).cloned())
-            .collect()
+        ids.iter().filter_map(|id| self.files.get(id).cloned()).collect()
     }
 
     pub fn file(&self, id: SegmentId) -> Option<&File> {
@@ -244,10 +228,7 @@ impl Log {
 
     /// Forgets and deletes a segment nothing refers to any more.
     pub fn remove_segment(&mut self, id: SegmentId) -> std::io::Result<()> {
-        assert!(
-            id != self.current.0,
-            "the current segment cannot be removed"
-        );
+        assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
         std::fs::remove_file(segment_path(&self.dir, id))
     }
@@ -263,12 +244,7 @@ impl Log {
                 let next = {
                     let s = state.borrow();
                     let busy = s.last_write.is_some_and(|t| t.elapsed() < idle);
-                    let next = s
-                        .ready
-                        .keys()
-                        .next_back()
-                        .map_or(s.wanted_from, |k| k + 1)
-                        .max(s.wanted_from);
+                    let next = s.ready.keys().next_back().map_or(s.wanted_from, |k| k + 1).max(s.wanted_from);
                     (!busy && s.ready.len() < spares).then_some(next)
                 };
                 let Some(id) = next else {
@@ -302,11 +278,7 @@ async fn prepare(
     idle: Duration,
 ) -> std::io::Result<Option<File>> {
     let tmp = dir.join(format!("seg-{id:010}.prep"));
-    let header = SegmentHeader {
-        shard: shard.0,
-        segment: id,
-        size,
-    };
+    let header = SegmentHeader { shard: shard.0, segment: id, size };
     let std_file = create_segment_file(&tmp, header)?;
     // SAFETY: ownership of the fd moves into the compio File.
     let mut file = unsafe { File::from_raw_fd(std_file.into_raw_fd()) };
@@ -319,10 +291,7 @@ async fn prepare(
             let _ = std::fs::remove_file(&tmp);
             return Ok(None);
         }
-        let busy = state
-            .borrow()
-            .last_write
-            .is_some_and(|t| t.elapsed() < idle);
+        let busy = state.borrow().last_write.is_some_and(|t| t.elapsed() < idle);
         if busy {
             compio::time::sleep(idle).await;
             continue;

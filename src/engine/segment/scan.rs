@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use super::format::{
-    HeaderFault, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, SegmentHeader,
-    payload_hash,
+    HeaderFault, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, SegmentHeader, payload_hash,
 };
 use crate::engine::types::SegmentId;
 use crate::runtime::buf::{ALIGN, align_up};
@@ -37,10 +36,7 @@ pub fn scan(
     // SAFETY: segment files are only appended to by this process's own
     // writer, which is not running during recovery; the map is read-only.
     let map = unsafe { memmap2::Mmap::map(&file)? };
-    let mut report = ScanReport {
-        end: start,
-        ..Default::default()
-    };
+    let mut report = ScanReport { end: start, ..Default::default() };
     match SegmentHeader::decode(&map) {
         Some(h) if h.segment == id.0 => {}
         _ => {
@@ -53,15 +49,12 @@ pub fn scan(
     let mut last_seq = min_seq.checked_sub(1);
     while off + RECORD_HEADER_BYTES as u64 <= len {
         let at = off as usize;
-        let fresh =
-            |h: &RecordHeader| h.segment_low == id.0 as u32 && last_seq.is_none_or(|s| h.seq > s);
+        let fresh = |h: &RecordHeader| h.segment_low == id.0 as u32 && last_seq.is_none_or(|s| h.seq > s);
         match RecordHeader::decode(&map[at..at + RECORD_HEADER_BYTES]) {
             Ok(h) if fresh(&h) && off + h.packed_len() <= len + 7 => {
                 let p = at + RECORD_HEADER_BYTES;
                 let payload = &map[p..(p + h.payload_len as usize).min(map.len())];
-                if payload.len() == h.payload_len as usize
-                    && payload_hash(payload) == h.payload_hash
-                {
+                if payload.len() == h.payload_len as usize && payload_hash(payload) == h.payload_hash {
                     f(&h, off, payload);
                     report.records += 1;
                 } else {
@@ -73,7 +66,7 @@ pub fn scan(
                 off += h.packed_len();
                 report.end = off;
             }
-            Err(HeaderFault::Zero) if off % ALIGN as u64 != 0 => off = align_up(off),
+            Err(HeaderFault::Zero) if !off.is_multiple_of(ALIGN as u64) => off = align_up(off),
             Err(HeaderFault::Zero) => break,
             _ => match resync(&map, off, id, last_seq) {
                 Some(next) => {
@@ -118,10 +111,7 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<SegmentId>> {
             std::fs::remove_file(dir.join(name))?;
             continue;
         }
-        if let Some(n) = name
-            .strip_prefix("seg-")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        if let Some(n) = name.strip_prefix("seg-").and_then(|n| n.parse::<u64>().ok()) {
             ids.push(SegmentId(n));
         }
     }
