@@ -300,3 +300,81 @@ fn raw_http_errors_and_health() {
     let r = raw(a, b"GET / HTTP/1.1\r\nHost: x\r\nx-amz-date: 20260101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: AWS4-HMAC-SHA256 Credential=NOPE/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(r.status, 403);
 }
+
+#[test]
+fn copy_object_directives_and_conditions() {
+    let node = Node::start("copy", &[]);
+    let rt = rt();
+    let c = sdk(&node.endpoint());
+    rt.block_on(async {
+        c.create_bucket().bucket("src").send().await.unwrap();
+        c.create_bucket().bucket("dst").send().await.unwrap();
+        let body = bytes(7, (2 << 20) + 777);
+        let put = c
+            .put_object()
+            .bucket("src")
+            .key("a b+c")
+            .content_type("image/x-test")
+            .metadata("k", "v")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        let etag = put.e_tag().unwrap().to_string();
+        // COPY keeps the source metadata; the ETag is the MD5 of the bytes.
+        let r = c.copy_object().bucket("dst").key("copy").copy_source("src/a%20b%2Bc").send().await.unwrap();
+        assert_eq!(r.copy_object_result().unwrap().e_tag(), Some(etag.as_str()));
+        let g = c.get_object().bucket("dst").key("copy").send().await.unwrap();
+        assert_eq!(g.content_type(), Some("image/x-test"));
+        assert_eq!(g.metadata().unwrap().get("k").map(String::as_str), Some("v"));
+        assert_eq!(g.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+        // REPLACE takes the request's metadata.
+        c.copy_object()
+            .bucket("dst")
+            .key("copy2")
+            .copy_source("src/a%20b%2Bc")
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type("text/plain")
+            .send()
+            .await
+            .unwrap();
+        let h = c.head_object().bucket("dst").key("copy2").send().await.unwrap();
+        assert_eq!(h.content_type(), Some("text/plain"));
+        assert!(h.metadata().is_none_or(|m| m.is_empty()));
+        // Copy onto itself needs REPLACE.
+        let e = c.copy_object().bucket("src").key("a b+c").copy_source("src/a%20b%2Bc").send().await.unwrap_err();
+        assert_eq!(code(&e), "InvalidRequest");
+        c.copy_object()
+            .bucket("src")
+            .key("a b+c")
+            .copy_source("src/a%20b%2Bc")
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .metadata("k", "w")
+            .send()
+            .await
+            .unwrap();
+        // Copy-source conditions.
+        let e = c
+            .copy_object()
+            .bucket("dst")
+            .key("x")
+            .copy_source("src/a%20b%2Bc")
+            .copy_source_if_match("\"nope\"")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "PreconditionFailed");
+        let e = c
+            .copy_object()
+            .bucket("dst")
+            .key("x")
+            .copy_source("src/a%20b%2Bc")
+            .copy_source_if_none_match(&etag)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "PreconditionFailed");
+        let e = c.copy_object().bucket("dst").key("x").copy_source("src/missing").send().await.unwrap_err();
+        assert_eq!(code(&e), "NoSuchKey");
+    });
+}

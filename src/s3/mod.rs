@@ -4,6 +4,7 @@
 
 pub mod bucket;
 pub mod checksum;
+pub mod copy;
 pub mod error;
 pub mod list;
 pub mod object;
@@ -226,7 +227,7 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::GetObject => object::get_object(req, false).await,
         Op::HeadObject => object::get_object(req, true).await,
         Op::DeleteObject => object::delete_object(req).await,
-        Op::CopyObject => Err(S3Error::with_message(S3ErrorCode::NotImplemented, "CopyObject is not implemented yet")),
+        Op::CopyObject => copy::copy_object(req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }

@@ -19,12 +19,12 @@ use crate::http::response::{Body, Response};
 const STORED_HEADERS: [&str; 6] =
     ["content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires"];
 
-fn invalid(msg: impl Into<String>) -> S3Error {
+pub(super) fn invalid(msg: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, msg)
 }
 
 /// Metadata from the request headers, within AWS's limits.
-fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
+pub(super) fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
     let h = &req.head;
     let mut m = ObjectMeta::default();
     let slots = [
@@ -73,14 +73,14 @@ fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
     Ok(m)
 }
 
-fn check_key(req: &Req<'_>) -> Result<(), S3Error> {
+pub(super) fn check_key(req: &Req<'_>) -> Result<(), S3Error> {
     if req.key().len() > req.ctx.config.key_bytes_max {
         return Err(S3ErrorCode::KeyTooLongError.into());
     }
     Ok(())
 }
 
-fn write_condition(req: &Req<'_>) -> Result<Condition, S3Error> {
+pub(super) fn write_condition(req: &Req<'_>) -> Result<Condition, S3Error> {
     let h = &req.head;
     match (h.header("if-none-match"), h.header("if-match")) {
         (Some(_), Some(_)) => Err(S3Error::with_message(

@@ -1,0 +1,193 @@
+//! CopyObject (AWS S3 API reference "CopyObject"): the source is read from
+//! the engine and written as a new object, with the metadata directive,
+//! copy-source conditions and version ids AWS defines.
+
+use md5::{Digest as _, Md5};
+
+use super::checksum::{self, Hasher};
+use super::error::{S3Error, S3ErrorCode};
+use super::object::{check_key, invalid, object_meta, write_condition};
+use super::xml::{Xml, iso8601};
+use super::{Req, now_ms};
+use crate::engine::segment::format::CHUNK_PAYLOAD_BYTES;
+use crate::engine::types::{ChecksumAlgo, ETag, Version, VersionId};
+use crate::engine::{Chunk, Commit};
+use crate::http::response::Response;
+
+/// Largest object CopyObject copies in one request (larger ones need
+/// UploadPartCopy), per AWS.
+const COPY_SOURCE_BYTES_MAX: u64 = 5 << 30;
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=id]`, URL-encoded.
+fn parse_source(v: &str) -> Result<(String, String, Option<VersionId>), S3Error> {
+    let (path, query) = v.split_once('?').unwrap_or((v, ""));
+    let path = crate::http::head::decode(path.trim_start_matches('/'));
+    let (bucket, key) = path
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| invalid("Copy Source must mention the source bucket and key: sourcebucket/sourcekey"))?;
+    let mut version = None;
+    for (k, val) in crate::http::head::query_pairs(query) {
+        if k == "versionId" {
+            version = Some(VersionId::parse(&val).ok_or_else(|| invalid("Invalid version id specified"))?);
+        }
+    }
+    Ok((bucket.to_string(), key.to_string(), version))
+}
+
+/// `x-amz-copy-source-if-*`, evaluated like GET's conditions except that a
+/// failure is always 412 (AWS "CopyObject", request headers).
+fn check_source_conditions(req: &Req<'_>, v: &Version) -> Result<(), S3Error> {
+    let h = &req.head;
+    let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let date = |name: &str| h.header(name).and_then(|d| httpdate::parse_http_date(d).ok()).map(unix);
+    let mtime = v.mtime_ms / 1000;
+    let fail = || Err(S3ErrorCode::PreconditionFailed.into());
+    let if_match = h.header("x-amz-copy-source-if-match");
+    let if_none = h.header("x-amz-copy-source-if-none-match");
+    if let Some(m) = if_match {
+        if !crate::engine::etag_matches(m, &v.etag) {
+            return fail();
+        }
+    } else if date("x-amz-copy-source-if-unmodified-since").is_some_and(|d| mtime > d) {
+        return fail();
+    }
+    if let Some(m) = if_none {
+        if crate::engine::etag_matches(m, &v.etag) {
+            return fail();
+        }
+    } else if date("x-amz-copy-source-if-modified-since").is_some_and(|d| mtime <= d) {
+        return fail();
+    }
+    Ok(())
+}
+
+pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
+    check_key(req)?;
+    let engine = req.ctx.engine.clone();
+    let dest = engine.bucket(req.bucket()).ok_or(S3ErrorCode::NoSuchBucket)?;
+    let raw_source = req.head.header("x-amz-copy-source").unwrap_or_default().to_string();
+    let (src_bucket, src_key, src_version) = parse_source(&raw_source)?;
+    let source_state = engine.bucket(&src_bucket).ok_or(S3ErrorCode::NoSuchBucket)?;
+    if source_state.owner != req.user {
+        return Err(S3ErrorCode::AccessDenied.into());
+    }
+    let v = engine.get(&src_bucket, &src_key, src_version).await.map_err(|e| match e {
+        crate::engine::Error::MethodNotAllowed(_) => {
+            invalid("The source of a copy request may not specifically refer to a delete marker by version id.")
+        }
+        e => S3Error::from(e),
+    })?;
+    check_source_conditions(req, &v)?;
+    if v.size > COPY_SOURCE_BYTES_MAX {
+        return Err(invalid(format!(
+            "The specified copy source is larger than the maximum allowable size for a copy source: {COPY_SOURCE_BYTES_MAX}"
+        )));
+    }
+    let replace = match req.head.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(_) => return Err(invalid("Unknown metadata directive.")),
+    };
+    let same = src_bucket == req.bucket() && src_key == req.key() && src_version.is_none_or(|id| id == v.id);
+    let changes_class = req.head.header("x-amz-storage-class").is_some();
+    if same && !replace && !changes_class && dest.versioning == crate::engine::Versioning::Unversioned {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let mut meta = if replace { object_meta(req)? } else { (*v.meta).clone() };
+    if !replace && let Some(sc) = req.head.header("x-amz-storage-class") {
+        meta.storage_class = Some(sc.to_string());
+    }
+    meta.part_sizes.clear();
+    let algo = match req.head.header("x-amz-checksum-algorithm") {
+        Some(a) => Some(ChecksumAlgo::from_name(a).ok_or_else(|| invalid("Checksum algorithm is not supported"))?),
+        None => v.meta.checksum.as_ref().map(|c| c.algo),
+    };
+    let condition = write_condition(req)?;
+
+    // Stream the source into the destination, recomputing MD5 and checksum.
+    let mut reader = engine.read(&src_bucket, &src_key, &v, 0, v.size);
+    let mut stream = engine.put(req.bucket(), req.key());
+    let mut md5 = Md5::new();
+    let mut hasher = algo.map(Hasher::new);
+    let mut out = Chunk::buffer();
+    let mut fill = 0usize;
+    let chunk = CHUNK_PAYLOAD_BYTES as usize;
+    while let Some(piece) = reader.next().await {
+        let (buf, range) = piece?;
+        let mut data = &buf.full()[range];
+        while !data.is_empty() {
+            let n = data.len().min(chunk - fill);
+            out.full_mut()[Chunk::PAYLOAD_AT + fill..Chunk::PAYLOAD_AT + fill + n].copy_from_slice(&data[..n]);
+            fill += n;
+            data = &data[n..];
+            if fill == chunk {
+                let full = Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + chunk;
+                md5.update(&out.full()[full.clone()]);
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&out.full()[full.clone()]);
+                }
+                let hash = crate::engine::segment::format::payload_hash(&out.full()[full]);
+                out = stream.write(Chunk { buf: out, len: chunk, hash }).await?;
+                fill = 0;
+            }
+        }
+        reader.give_back(buf);
+    }
+    let tail_range = Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + fill;
+    md5.update(&out.full()[tail_range.clone()]);
+    if let Some(h) = hasher.as_mut() {
+        h.update(&out.full()[tail_range.clone()]);
+    }
+    let hash = crate::engine::segment::format::payload_hash(&out.full()[tail_range]);
+    let tail = (fill > 0).then_some(Chunk { buf: out, len: fill, hash });
+    meta.checksum = match (algo, hasher) {
+        (Some(a), Some(h)) => Some(crate::engine::types::Checksum { algo: a, value: h.finish(), parts: 0 }),
+        _ => None,
+    };
+    let etag = ETag { md5: md5.finalize().into(), parts: 0 };
+    let now = now_ms();
+    let commit = Commit {
+        bucket: req.bucket().to_string(),
+        key: req.key().to_string(),
+        extents: Vec::new(),
+        tail,
+        size: v.size,
+        etag,
+        meta: meta.clone(),
+        condition,
+        now_ms: now,
+    };
+    let outcome = stream.commit(commit).await?;
+    let mut x = Xml::new("CopyObjectResult");
+    x.elem("LastModified", &iso8601(now)).elem("ETag", &etag.to_string());
+    if let Some(c) = &meta.checksum {
+        x.elem(&format!("Checksum{}", c.algo.name()), &checksum::encode_value(&c.value));
+    }
+    let mut resp = Response::xml(200, x.finish("CopyObjectResult"));
+    if outcome.versioned {
+        resp.set_header("x-amz-version-id", outcome.version_id.to_string());
+    }
+    if source_state.versioning != crate::engine::Versioning::Unversioned || !v.id.is_null() {
+        resp.set_header("x-amz-copy-source-version-id", v.id.to_string());
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_forms() {
+        let (b, k, v) = parse_source("/bkt/a%20b%2Bc").unwrap();
+        assert_eq!((b.as_str(), k.as_str(), v), ("bkt", "a b+c", None));
+        let (_, _, v) = parse_source("bkt/k?versionId=null").unwrap();
+        assert_eq!(v, Some(VersionId::NULL));
+        assert!(parse_source("bkt").is_err());
+        assert!(parse_source("bkt/k?versionId=zz").is_err());
+    }
+}
