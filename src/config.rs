@@ -35,6 +35,9 @@ pub struct Config {
     pub segment_spares: usize,
     pub checkpoint_interval_ms: u64,
     pub checkpoint_bytes: u64,
+    /// Sealed segments with less live data than this share are compacted;
+    /// disk use under overwrites stays within about 1/ratio of live data.
+    pub compaction_live_ratio: f64,
 
     // HTTP limits
     pub header_bytes_max: usize,
@@ -67,6 +70,7 @@ impl Default for Config {
             segment_spares: 1,
             checkpoint_interval_ms: 60_000,
             checkpoint_bytes: 1 << 30,
+            compaction_live_ratio: 0.5,
             header_bytes_max: 64 << 10,
             header_count_max: 128,
             connections_max: 4096,
@@ -163,6 +167,9 @@ impl Config {
         let min_segment = 4 * crate::engine::segment::format::CHUNK_STRIDE_BYTES;
         if self.segment_bytes < min_segment || !self.segment_bytes.is_multiple_of(4096) {
             return Err(Error::Invalid(format!("segment_bytes must be a multiple of 4096 and at least {min_segment}")));
+        }
+        if !(0.0..=0.95).contains(&self.compaction_live_ratio) {
+            return Err(Error::Invalid("compaction_live_ratio must be between 0 and 0.95".into()));
         }
         if self.shards == 0 || self.shards > 1024 {
             return Err(Error::Invalid("shards must be between 1 and 1024".into()));

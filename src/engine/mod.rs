@@ -11,7 +11,9 @@
 //! answers with the version's extents and the reading core reads the owner's
 //! segment files itself.
 
+mod batch;
 pub mod codec;
+mod compact;
 pub mod index;
 mod read;
 pub mod record;
@@ -65,6 +67,8 @@ pub enum Error {
     Corrupt(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    #[error("retry the request: {0}")]
+    Retry(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -145,21 +149,60 @@ pub struct ShardStats {
     pub objects: usize,
     pub key_bytes: usize,
     pub fallback_segments: u64,
+    pub live_bytes: u64,
+    pub segments: usize,
+    pub segments_reclaimed: u64,
 }
 
 /// Messages between cores.
 pub enum Request {
-    WriteChunk { buf: Chunk, reply: Reply<(Extent, AlignedBuf)> },
+    WriteChunk {
+        buf: Chunk,
+        reply: Reply<(Extent, AlignedBuf)>,
+    },
     Commit(Box<Commit>, Reply<CommitOutcome>),
     Delete(DeleteReq, Reply<DeleteOutcome>),
-    PutBucket { name: String, change: BucketChange, reply: Reply<()> },
-    Get { bucket: String, key: String, version: Option<VersionId>, reply: Reply<Version> },
-    Versions { bucket: String, key: String, reply: Reply<Vec<Version>> },
-    List { bucket: String, query: ListQuery, reply: Reply<Vec<ListEntry>> },
-    Replica { name: String, state: Option<BucketState>, reply: Reply<()> },
-    Freeze { name: String, frozen: bool, reply: Reply<bool> },
-    OwnedBucket { name: String, reply: Reply<Option<BucketState>> },
+    PutBucket {
+        name: String,
+        change: BucketChange,
+        reply: Reply<()>,
+    },
+    Get {
+        bucket: String,
+        key: String,
+        version: Option<VersionId>,
+        reply: Reply<Version>,
+    },
+    Versions {
+        bucket: String,
+        key: String,
+        reply: Reply<Vec<Version>>,
+    },
+    List {
+        bucket: String,
+        query: ListQuery,
+        reply: Reply<Vec<ListEntry>>,
+    },
+    Replica {
+        name: String,
+        state: Option<BucketState>,
+        reply: Reply<()>,
+    },
+    Freeze {
+        name: String,
+        frozen: bool,
+        reply: Reply<bool>,
+    },
+    OwnedBucket {
+        name: String,
+        reply: Reply<Option<BucketState>>,
+    },
     Stats(Reply<ShardStats>),
+    /// A segment was deleted: drop cached read handles to it.
+    ForgetSegment {
+        shard: ShardId,
+        segment: SegmentId,
+    },
     Shutdown(Reply<()>),
 }
 
@@ -174,6 +217,8 @@ pub struct EngineConfig {
     pub checkpoint_interval_ms: u64,
     pub checkpoint_bytes: u64,
     pub durability: Durability,
+    /// Sealed segments with less live data than this share are compacted.
+    pub compaction_live_ratio: f64,
 }
 
 pub struct BucketEntry {
@@ -230,6 +275,10 @@ impl Shared {
             config,
             readers: RefCell::default(),
         }
+    }
+
+    pub(crate) fn forget_reader(&self, shard: ShardId, segment: SegmentId) {
+        self.readers.borrow_mut().remove(&(shard, segment));
     }
 
     fn reader(&self, shard: ShardId, segment: SegmentId) -> Result<File, Error> {
@@ -447,7 +496,7 @@ impl PutStream {
         match previous {
             Some(rx) => {
                 let (extent, buf) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
-                shard::push_extent(&mut self.extents, extent);
+                batch::push_extent(&mut self.extents, extent);
                 Ok(buf)
             }
             None => Ok(Chunk::buffer()),
@@ -458,7 +507,7 @@ impl PutStream {
     pub async fn commit(mut self, mut commit: Commit) -> Result<CommitOutcome, Error> {
         if let Some(rx) = self.pending.take() {
             let (extent, _) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
-            shard::push_extent(&mut self.extents, extent);
+            batch::push_extent(&mut self.extents, extent);
         }
         commit.extents = std::mem::take(&mut self.extents);
         let owner = self.owner;

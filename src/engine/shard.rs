@@ -18,9 +18,10 @@ use compio::io::AsyncWriteAt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::{FutureExt, future::LocalBoxFuture};
 
+use super::batch::{Batch, push_extent};
 use super::index::map::Index;
 use super::record::MetaOp;
-use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, packed_len};
+use super::segment::format::{RECORD_HEADER_BYTES, packed_len};
 use super::segment::log::Log;
 use super::types::{BucketState, Extent, Version, VersionId, Versioning};
 use super::{
@@ -32,24 +33,24 @@ use crate::runtime::buf::{AlignedBuf, align_up};
 
 /// Largest object tail copied into the shared group-commit buffer; larger
 /// tails are written from their own buffer without a copy.
-const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
-/// Size of one group-commit buffer; a group that needs more writes several.
-const BATCH_BYTES_MAX: usize = 4 << 20;
+pub(super) const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
 
 type WriteDone = (u64, Result<(), Error>, Option<Box<dyn FnOnce(Result<(), Error>)>>);
 
 /// Metadata changes waiting for the next group.
-enum Queued {
+pub(super) enum Queued {
     Commit(Box<Commit>, Reply<CommitOutcome>),
     Delete(DeleteReq, Reply<DeleteOutcome>),
     Bucket(String, BucketChange, Reply<()>),
+    Relocate(Box<super::compact::Relocation>),
 }
 
 /// What to do once a group is durable.
-enum Done {
+pub(super) enum Done {
     Commit(Reply<CommitOutcome>, CommitOutcome),
     Delete(Reply<DeleteOutcome>, DeleteOutcome),
     Bucket(Reply<()>, String, Option<BucketState>),
+    Relocated,
 }
 
 /// A group whose writes are issued and whose sync is pending.
@@ -62,17 +63,18 @@ struct Group {
 pub struct Shard {
     pub index: Index,
     pub log: Log,
-    shared: Rc<Shared>,
+    pub(super) shared: Rc<Shared>,
     durability: Durability,
-    queue: VecDeque<Queued>,
+    pub(super) queue: VecDeque<Queued>,
     writes: FuturesUnordered<LocalBoxFuture<'static, WriteDone>>,
     in_flight: BTreeSet<u64>,
     next_ticket: u64,
     group: Option<Group>,
     sync: Option<LocalBoxFuture<'static, Result<(), Error>>>,
-    poisoned: Option<String>,
-    checkpoint: Option<LocalBoxFuture<'static, ()>>,
-    bytes_since_checkpoint: u64,
+    pub(super) poisoned: Option<String>,
+    checkpoint: Option<LocalBoxFuture<'static, bool>>,
+    pub(super) reclaim: super::compact::Reclaim,
+    pub(super) bytes_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
 }
 
@@ -81,15 +83,20 @@ enum Event {
     Closed,
     Write(WriteDone),
     Synced(Result<(), Error>),
-    Checkpointed,
+    Checkpointed(bool),
     Tick,
+    Moved(super::compact::Moved),
+    CompactStep,
 }
 
-/// How often a shard checks whether a checkpoint is due.
+/// How often a shard checks whether a checkpoint or a compaction is due.
 const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+/// Pause between compaction steps, so requests always get the core.
+const COMPACT_STEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Shard {
     pub fn new(index: Index, log: Log, shared: Rc<Shared>, durability: Durability) -> Self {
+        let index_live = index.live_bytes();
         Self {
             index,
             log,
@@ -103,6 +110,7 @@ impl Shard {
             sync: None,
             poisoned: None,
             checkpoint: None,
+            reclaim: super::compact::Reclaim::new(index_live),
             bytes_since_checkpoint: 0,
             last_checkpoint: std::time::Instant::now(),
         }
@@ -117,6 +125,7 @@ impl Shard {
     pub async fn run(mut self, rx: flume::Receiver<Request>) {
         let mut stream = rx.into_stream();
         let mut timer: LocalBoxFuture<'static, ()> = Box::pin(compio::time::sleep(TICK));
+        let mut compact_timer: LocalBoxFuture<'static, ()> = Box::pin(compio::time::sleep(COMPACT_STEP));
         let mut stopping: Option<Option<Reply<()>>> = None;
         loop {
             let event = std::future::poll_fn(|cx| {
@@ -129,9 +138,17 @@ impl Shard {
                     return Poll::Ready(Event::Synced(r));
                 }
                 if let Some(c) = self.checkpoint.as_mut()
-                    && c.poll_unpin(cx).is_ready()
+                    && let Poll::Ready(ok) = c.poll_unpin(cx)
                 {
-                    return Poll::Ready(Event::Checkpointed);
+                    return Poll::Ready(Event::Checkpointed(ok));
+                }
+                if let Some(c) = self.reclaim.active.as_mut() {
+                    if let Poll::Ready(Some(m)) = c.reads.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Moved(m));
+                    }
+                    if compact_timer.poll_unpin(cx).is_ready() {
+                        return Poll::Ready(Event::CompactStep);
+                    }
                 }
                 if timer.poll_unpin(cx).is_ready() {
                     return Poll::Ready(Event::Tick);
@@ -160,13 +177,29 @@ impl Shard {
                     }
                 }
                 Event::Synced(r) => self.finish_group(r),
-                Event::Checkpointed => self.checkpoint = None,
+                Event::Checkpointed(ok) => {
+                    self.checkpoint = None;
+                    if ok {
+                        self.after_checkpoint();
+                    }
+                }
                 Event::Tick => {
                     timer = Box::pin(compio::time::sleep(TICK));
                     self.maybe_checkpoint();
+                    if stopping.is_none() {
+                        self.compaction_tick();
+                    }
+                }
+                Event::Moved(m) => self.on_moved(m),
+                Event::CompactStep => {
+                    compact_timer = Box::pin(compio::time::sleep(COMPACT_STEP));
+                    self.compaction_step();
                 }
             }
             self.advance();
+            if stopping.is_some() {
+                self.reclaim.active = None;
+            }
             let idle = self.queue.is_empty() && self.group.is_none() && self.writes.is_empty();
             if idle && stopping.is_some() && self.checkpoint.is_none() {
                 if self.poisoned.is_none() && self.bytes_since_checkpoint > 0 {
@@ -262,7 +295,13 @@ impl Shard {
                     objects,
                     key_bytes,
                     fallback_segments: self.log.fallback_segments,
+                    live_bytes: self.reclaim.live.values().sum(),
+                    segments: self.log.segments().count(),
+                    segments_reclaimed: self.reclaim.segments_reclaimed,
                 }));
+            }
+            Request::ForgetSegment { shard, segment } => {
+                self.shared.forget_reader(shard, segment);
             }
             Request::Shutdown(_) => unreachable!("handled by run"),
         }
@@ -301,7 +340,7 @@ impl Shard {
     /// Stamps a data record header into `chunk` and writes it at a freshly
     /// allocated offset. `give_back` receives the buffer back on completion.
     #[allow(clippy::type_complexity)]
-    fn issue_data_write(
+    pub(super) fn issue_data_write(
         &mut self,
         chunk: super::Chunk,
         give_back: Option<(Rc<RefCell<Option<(Extent, AlignedBuf)>>>, Box<dyn FnOnce(Result<(), Error>)>)>,
@@ -387,7 +426,8 @@ impl Shard {
         let failure = self.poisoned.clone();
         if failure.is_none() {
             for op in &group.ops {
-                self.index.apply(op);
+                let freed = self.index.apply(op);
+                self.reclaim.account(op, &freed);
             }
         }
         for d in group.done {
@@ -399,6 +439,7 @@ impl Shard {
                 Done::Delete(reply, o) => {
                     let _ = reply.send(if failure.is_none() { Ok(o) } else { Err(err()) });
                 }
+                Done::Relocated => self.relocated(),
                 Done::Bucket(reply, name, state) => {
                     if failure.is_some() {
                         let _ = reply.send(Err(err()));
@@ -429,6 +470,7 @@ impl Shard {
                 Queued::Commit(c, _) => (c.bucket.clone(), c.key.clone()),
                 Queued::Delete(d, _) => (d.bucket.clone(), d.key.clone()),
                 Queued::Bucket(n, _, _) => (n.clone(), String::new()),
+                Queued::Relocate(r) => (r.bucket.clone(), r.key.clone()),
             };
             if touched.contains(&id) || batch.used + estimate(&q) > batch.limit {
                 deferred.push_back(q);
@@ -446,6 +488,7 @@ impl Shard {
                     self.plan_delete(d, reply).map(|(op, reply, o)| (op, Done::Delete(reply, o)))
                 }
                 Queued::Bucket(name, change, reply) => self.plan_bucket(name, change, reply),
+                Queued::Relocate(r) => self.plan_relocate(*r, &mut batch),
             };
             match planned {
                 Some((Some(op), d)) => {
@@ -532,6 +575,11 @@ impl Shard {
         };
         if let Err(e) = verdict {
             return refuse(reply, e);
+        }
+        // An upload so slow that its first chunks sat in a segment compaction
+        // already reclaimed cannot be committed; the client retries it.
+        if extents.iter().any(|e| self.reclaim.deleted.contains(&e.segment)) {
+            return refuse(reply, Error::Retry("the upload took too long; its data was reclaimed".into()));
         }
         if let Some(tail) = tail {
             push_extent(&mut extents, batch.push_data(&mut self.log, &tail));
@@ -650,7 +698,7 @@ impl Shard {
     /// Snapshots the index (between groups, so it matches the log up to the
     /// current position) and writes it on a blocking thread.
     fn start_checkpoint(&mut self) {
-        if self.group.is_some() || self.bytes_since_checkpoint == 0 {
+        if self.group.is_some() || self.checkpoint.is_some() || self.bytes_since_checkpoint == 0 {
             return;
         }
         let (segment, offset) = self.log.position();
@@ -662,9 +710,15 @@ impl Shard {
         let task = compio::runtime::spawn_blocking(move || super::index::checkpoint::write(&dir, pos.next_seq, &bytes));
         self.checkpoint = Some(Box::pin(async move {
             match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "checkpoint write failed; will retry"),
-                Err(_) => tracing::error!("checkpoint task panicked"),
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "checkpoint write failed; will retry");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!("checkpoint task panicked");
+                    false
+                }
             }
         }));
     }
@@ -675,6 +729,7 @@ fn fail_queued(q: Queued, e: Error) {
         Queued::Commit(_, r) => drop(r.send(Err(e))),
         Queued::Delete(_, r) => drop(r.send(Err(e))),
         Queued::Bucket(_, _, r) => drop(r.send(Err(e))),
+        Queued::Relocate(_) => {}
     }
 }
 
@@ -695,6 +750,17 @@ fn estimate(q: &Queued) -> usize {
             let configs: usize = state.iter().flat_map(|s| s.configs.iter()).map(|(k, v)| k.len() + v.len() + 16).sum();
             packed_len(n.len() + configs + SLACK)
         }
+        Queued::Relocate(r) => {
+            let data: usize = r
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    super::compact::Piece::Data(c) => packed_len(c.len),
+                    super::compact::Piece::Keep(_) => 0,
+                })
+                .sum();
+            data + packed_len(r.bucket.len() + r.key.len() + r.pieces.len() * 40 + 4096 + SLACK)
+        }
     }
 }
 
@@ -708,80 +774,4 @@ fn check_full_write(r: std::io::Result<usize>, want: usize) -> Result<(), Error>
 
 pub fn now_nanos() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-}
-
-/// Appends an extent, merging it into the previous run when it continues it.
-pub fn push_extent(extents: &mut Vec<Extent>, e: Extent) {
-    use super::segment::format::{CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES};
-    if let Some(last) = extents.last_mut()
-        && last.segment == e.segment
-        && last.len % CHUNK_PAYLOAD_BYTES == 0
-        && last.offset + (last.len / CHUNK_PAYLOAD_BYTES) * CHUNK_STRIDE_BYTES == e.offset
-    {
-        last.len += e.len;
-        return;
-    }
-    extents.push(e);
-}
-
-/// A group-commit buffer being filled with packed records at a fixed log
-/// position (allocated when it is written; nothing allocates in between).
-struct Batch {
-    buf: AlignedBuf,
-    used: usize,
-    limit: usize,
-    at: (super::types::SegmentId, u64),
-}
-
-impl Batch {
-    fn new(at: (super::types::SegmentId, u64), remaining: u64) -> Self {
-        let limit = (remaining as usize).min(BATCH_BYTES_MAX);
-        Self { buf: AlignedBuf::new(BATCH_BYTES_MAX), used: 0, limit, at }
-    }
-
-    /// Reserves room for a record of `payload` bytes: (segment, offset in
-    /// segment, offset in buffer).
-    fn place(&mut self, payload: usize) -> (super::types::SegmentId, u64, usize) {
-        let need = packed_len(payload);
-        let at = self.used;
-        self.used += need;
-        assert!(self.used <= self.limit, "group estimate was too small");
-        (self.at.0, self.at.1 + at as u64, at)
-    }
-
-    fn push_data(&mut self, log: &mut Log, chunk: &super::Chunk) -> Extent {
-        let (segment, offset, at) = self.place(chunk.len);
-        let seq = log.next_seq();
-        let payload = &chunk.buf.full()[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + chunk.len];
-        let full = self.buf.full_mut();
-        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + chunk.len].copy_from_slice(payload);
-        RecordHeader {
-            kind: RecordKind::Data,
-            payload_len: chunk.len as u32,
-            segment_low: segment.0 as u32,
-            seq,
-            payload_hash: chunk.hash,
-        }
-        .encode(&mut full[at..at + RECORD_HEADER_BYTES]);
-        Extent { segment, offset, len: chunk.len as u64 }
-    }
-
-    fn push_meta(&mut self, log: &mut Log, op: &MetaOp) {
-        let payload = op.encode();
-        let (segment, _, at) = self.place(payload.len());
-        let seq = match op {
-            MetaOp::PutVersion { version, .. } => version.seq,
-            _ => log.next_seq(),
-        };
-        let full = self.buf.full_mut();
-        full[at + RECORD_HEADER_BYTES..at + RECORD_HEADER_BYTES + payload.len()].copy_from_slice(&payload);
-        RecordHeader {
-            kind: RecordKind::Meta,
-            payload_len: payload.len() as u32,
-            segment_low: segment.0 as u32,
-            seq,
-            payload_hash: super::segment::format::payload_hash(&payload),
-        }
-        .encode(&mut full[at..at + RECORD_HEADER_BYTES]);
-    }
 }

@@ -117,6 +117,7 @@ impl Node {
             checkpoint_interval_ms: config.checkpoint_interval_ms,
             checkpoint_bytes: config.checkpoint_bytes,
             durability: config.durability,
+            compaction_live_ratio: config.compaction_live_ratio,
         });
         // The first listener decides the port (port 0 picks one for all).
         let first = listener(config.listen).map_err(|source| Error::Listen { addr: config.listen, source })?;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use crate::engine::record::MetaOp;
-use crate::engine::types::{BucketState, ETag, Extent, Version, VersionId};
+use crate::engine::types::{BucketState, ETag, Extent, SegmentId, Version, VersionId};
 
 type Versions = Vec<Version>;
 
@@ -138,6 +138,52 @@ impl Index {
                 f(bucket, std::str::from_utf8(key).expect("keys are UTF-8"), versions);
             }
         }
+    }
+
+    /// Versions with an extent in `segment`, walking buckets and keys in
+    /// order from `cursor` (exclusive) and looking at no more than `limit`
+    /// keys. Returns the matches and where to continue (None when done).
+    pub fn versions_in_segment(
+        &self,
+        segment: SegmentId,
+        cursor: Option<(String, Vec<u8>)>,
+        limit: usize,
+    ) -> (Vec<(String, String, VersionId)>, Option<(String, Vec<u8>)>) {
+        let mut buckets: Vec<&String> = self.keys.keys().collect();
+        buckets.sort();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        for bucket in buckets {
+            let from = match &cursor {
+                Some((b, _)) if bucket < b => continue,
+                Some((b, k)) if bucket == b => Bound::Excluded(k.as_slice()),
+                _ => Bound::Unbounded,
+            };
+            for (key, versions) in self.keys[bucket].range::<[u8], _>((from, Bound::Unbounded)) {
+                if seen == limit {
+                    return (out, Some((bucket.clone(), key.to_vec())));
+                }
+                seen += 1;
+                for v in versions.iter().filter(|v| v.extents.iter().any(|e| e.segment == segment)) {
+                    let key = std::str::from_utf8(key).expect("keys are UTF-8").to_string();
+                    out.push((bucket.clone(), key, v.id));
+                }
+            }
+        }
+        (out, None)
+    }
+
+    /// Live payload bytes per segment (for compaction after recovery).
+    pub fn live_bytes(&self) -> HashMap<SegmentId, u64> {
+        let mut live = HashMap::new();
+        for map in self.keys.values() {
+            for versions in map.values() {
+                for e in versions.iter().flat_map(|v| v.extents.iter()) {
+                    *live.entry(e.segment).or_default() += e.len;
+                }
+            }
+        }
+        live
     }
 
     /// Object counts and key bytes, for memory accounting.

@@ -1,0 +1,285 @@
+//! Space reclamation. Overwrites and deletes leave dead bytes in sealed
+//! segments; a shard picks the segment with the lowest share of live data
+//! (below `compaction_live_ratio`), copies the live records out in bounded
+//! steps, commits each moved version's new extents through the normal group
+//! commit, and deletes the segment once two newer checkpoints exist (so no
+//! kept checkpoint or replay can need it) and nothing refers to it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
+
+use super::batch::{Batch, push_extent};
+use super::record::MetaOp;
+use super::shard::{Done, INLINE_DATA_BYTES_MAX, Queued, Shard};
+use super::types::{Extent, SegmentId, VersionId};
+use super::{Chunk, Error, ObjectReader, Request, Shared};
+
+/// Keys looked at per scan step (bounds the time one step holds the core).
+const SCAN_KEYS_PER_STEP: usize = 2048;
+/// Versions whose records are being read at once.
+const READS_IN_FLIGHT_MAX: usize = 4;
+
+/// One piece of a moved version's new extent list, in order.
+pub enum Piece {
+    /// An extent that stays (outside the victim) or was already rewritten.
+    Keep(Extent),
+    /// Small data to pack into the group-commit buffer.
+    Data(Chunk),
+}
+
+/// A version whose extents in the victim were copied; committed like any
+/// change, and only if the version is still there, unchanged.
+pub struct Relocation {
+    pub bucket: String,
+    pub key: String,
+    pub id: VersionId,
+    pub old: Box<[Extent]>,
+    pub pieces: Vec<Piece>,
+}
+
+pub struct Moved {
+    bucket: String,
+    key: String,
+    id: VersionId,
+    old: Box<[Extent]>,
+    /// For each old extent: None if it stays, else its records' payloads.
+    result: Result<Vec<Option<Vec<Chunk>>>, Error>,
+}
+
+pub struct Compaction {
+    pub victim: SegmentId,
+    cursor: Option<(String, Vec<u8>)>,
+    scan_done: bool,
+    todo: VecDeque<(String, String, VersionId)>,
+    pub reads: FuturesUnordered<LocalBoxFuture<'static, Moved>>,
+    pub pending: usize,
+    failed: bool,
+}
+
+/// Compaction bookkeeping kept by each shard.
+#[derive(Default)]
+pub struct Reclaim {
+    /// Live payload bytes per segment.
+    pub live: HashMap<SegmentId, u64>,
+    pub active: Option<Compaction>,
+    /// Segments to delete once `checkpoints_done` reaches the number.
+    pending_delete: Vec<(SegmentId, u64)>,
+    pub checkpoints_done: u64,
+    /// Deleted segments: a commit that still refers to one is refused.
+    pub deleted: HashSet<SegmentId>,
+    /// Segments whose compaction failed (damaged data); left alone.
+    quarantined: HashSet<SegmentId>,
+    pub segments_reclaimed: u64,
+}
+
+impl Reclaim {
+    pub fn new(live: HashMap<SegmentId, u64>) -> Self {
+        Self { live, ..Default::default() }
+    }
+
+    /// Adjusts live bytes for an applied change.
+    pub fn account(&mut self, op: &MetaOp, freed: &[Extent]) {
+        if let MetaOp::PutVersion { version, .. } = op {
+            for e in version.extents.iter() {
+                *self.live.entry(e.segment).or_default() += e.len;
+            }
+        }
+        for e in freed {
+            let v = self.live.entry(e.segment).or_default();
+            *v = v.saturating_sub(e.len);
+        }
+    }
+}
+
+/// Reads every record of the extents of `old` that lie in `victim`.
+async fn read_moved(shared: Rc<Shared>, owner: super::types::ShardId, victim: SegmentId, m: Moved) -> Moved {
+    let mut out = Vec::with_capacity(m.old.len());
+    for e in m.old.iter() {
+        if e.segment != victim {
+            out.push(None);
+            continue;
+        }
+        let mut reader = ObjectReader::new(shared.clone(), owner, vec![*e], 0, e.len);
+        let mut chunks = Vec::new();
+        while let Some(piece) = reader.next().await {
+            let (buf, range) = match piece {
+                Ok(p) => p,
+                Err(err) => return Moved { result: Err(err), ..m },
+            };
+            let len = range.len();
+            let mut chunk = Chunk::buffer();
+            chunk.full_mut()[Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + len].copy_from_slice(&buf.full()[range]);
+            let hash = super::segment::format::payload_hash(&chunk.full()[Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + len]);
+            chunks.push(Chunk { buf: chunk, len, hash });
+            reader.give_back(buf);
+        }
+        out.push(Some(chunks));
+    }
+    Moved { result: Ok(out), ..m }
+}
+
+impl Shard {
+    /// Starts compacting the emptiest sealed segment if one is below the
+    /// live-ratio threshold. Runs on the shard's tick.
+    pub(super) fn compaction_tick(&mut self) {
+        if self.reclaim.active.is_some() || self.poisoned.is_some() {
+            return;
+        }
+        let (current, _) = self.log.position();
+        let usable = (self.log.segment_bytes() - super::segment::format::SEGMENT_HEADER_BYTES) as f64;
+        let threshold = self.shared.config.compaction_live_ratio;
+        let due: HashSet<SegmentId> = self.reclaim.pending_delete.iter().map(|(s, _)| *s).collect();
+        let victim = self
+            .log
+            .segments()
+            .filter(|s| *s != current && !due.contains(s) && !self.reclaim.quarantined.contains(s))
+            .map(|s| (s, self.reclaim.live.get(&s).copied().unwrap_or(0)))
+            .filter(|(_, live)| (*live as f64) < usable * threshold)
+            .min_by_key(|(_, live)| *live);
+        if let Some((victim, live)) = victim {
+            tracing::debug!(shard = self.shared.shard.0, segment = victim.0, live, "compacting segment");
+            self.reclaim.active = Some(Compaction {
+                victim,
+                cursor: None,
+                scan_done: false,
+                todo: VecDeque::new(),
+                reads: FuturesUnordered::new(),
+                pending: 0,
+                failed: false,
+            });
+        }
+    }
+
+    /// One bounded step: scan part of the index, start reads, and finish
+    /// the compaction when everything moved is committed.
+    pub(super) fn compaction_step(&mut self) {
+        let Some(c) = self.reclaim.active.as_mut() else { return };
+        if !c.scan_done {
+            let (found, next) = self.index.versions_in_segment(c.victim, c.cursor.take(), SCAN_KEYS_PER_STEP);
+            c.todo.extend(found);
+            c.scan_done = next.is_none();
+            c.cursor = next;
+        }
+        while c.reads.len() < READS_IN_FLIGHT_MAX
+            && let Some((bucket, key, id)) = c.todo.pop_front()
+        {
+            let Some(v) = self.index.version(&bucket, &key, id) else { continue };
+            let m = Moved { bucket, key, id, old: v.extents.clone(), result: Ok(Vec::new()) };
+            c.reads.push(Box::pin(read_moved(self.shared.clone(), self.shared.shard, c.victim, m)));
+        }
+        if c.scan_done && c.todo.is_empty() && c.reads.is_empty() && c.pending == 0 {
+            let c = self.reclaim.active.take().expect("active compaction");
+            self.finish_compaction(c);
+        }
+    }
+
+    fn finish_compaction(&mut self, c: Compaction) {
+        let live = self.reclaim.live.get(&c.victim).copied().unwrap_or(0);
+        if c.failed {
+            tracing::warn!(segment = c.victim.0, live, "segment holds damaged data; leaving it");
+            self.reclaim.quarantined.insert(c.victim);
+            return;
+        }
+        if live > 0 {
+            // A write committed into it meanwhile; it will be picked again.
+            return;
+        }
+        // Two checkpoints from now, no kept checkpoint can need the segment.
+        self.reclaim.pending_delete.push((c.victim, self.reclaim.checkpoints_done + 2));
+        self.force_checkpoint();
+    }
+
+    /// A version's records were read: rewrite large ones now (their own
+    /// writes), keep small ones to pack into the next group, queue the commit.
+    pub(super) fn on_moved(&mut self, m: Moved) {
+        let Some(c) = self.reclaim.active.as_mut() else { return };
+        let parts = match m.result {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(segment = c.victim.0, key = %m.key, error = %e, "cannot move damaged data");
+                c.failed = true;
+                return;
+            }
+        };
+        let mut pieces = Vec::new();
+        for (old, moved) in m.old.iter().zip(parts) {
+            let Some(chunks) = moved else {
+                pieces.push(Piece::Keep(*old));
+                continue;
+            };
+            for chunk in chunks {
+                if chunk.len <= INLINE_DATA_BYTES_MAX {
+                    pieces.push(Piece::Data(chunk));
+                    continue;
+                }
+                match self.issue_data_write(chunk, None) {
+                    Ok(e) => pieces.push(Piece::Keep(e)),
+                    Err(_) => return,
+                }
+            }
+        }
+        if let Some(c) = self.reclaim.active.as_mut() {
+            c.pending += 1;
+        }
+        let r = Relocation { bucket: m.bucket, key: m.key, id: m.id, old: m.old, pieces };
+        self.queue.push_back(Queued::Relocate(Box::new(r)));
+    }
+
+    /// Commits a relocation if the version is unchanged since it was read.
+    pub(super) fn plan_relocate(&mut self, r: Relocation, batch: &mut Batch) -> Option<(Option<MetaOp>, Done)> {
+        let Some(v) = self.index.version(&r.bucket, &r.key, r.id) else {
+            return Some((None, Done::Relocated));
+        };
+        if v.extents != r.old {
+            return Some((None, Done::Relocated));
+        }
+        let mut version = v.clone();
+        let mut extents = Vec::new();
+        for p in r.pieces {
+            let e = match p {
+                Piece::Keep(e) => e,
+                Piece::Data(chunk) => batch.push_data(&mut self.log, &chunk),
+            };
+            push_extent(&mut extents, e);
+        }
+        version.extents = extents.into_boxed_slice();
+        Some((Some(MetaOp::PutVersion { bucket: r.bucket, key: r.key, version }), Done::Relocated))
+    }
+
+    pub(super) fn relocated(&mut self) {
+        if let Some(c) = self.reclaim.active.as_mut() {
+            c.pending = c.pending.saturating_sub(1);
+        }
+    }
+
+    /// After a checkpoint: deletes segments that no kept checkpoint needs
+    /// and nothing refers to, and tells every core to drop its handles.
+    pub(super) fn after_checkpoint(&mut self) {
+        self.reclaim.checkpoints_done += 1;
+        let done = self.reclaim.checkpoints_done;
+        if !self.reclaim.pending_delete.is_empty() {
+            // Deletion waits for checkpoints: make sure more follow.
+            self.bytes_since_checkpoint = self.bytes_since_checkpoint.max(1);
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.reclaim.pending_delete.drain(..).partition(|(_, at)| *at <= done);
+        self.reclaim.pending_delete = later;
+        for (segment, _) in due {
+            if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 {
+                continue;
+            }
+            if let Err(e) = self.log.remove_segment(segment) {
+                tracing::warn!(segment = segment.0, error = %e, "could not delete a reclaimed segment");
+                continue;
+            }
+            self.reclaim.live.remove(&segment);
+            self.reclaim.deleted.insert(segment);
+            self.reclaim.segments_reclaimed += 1;
+            for tx in &self.shared.mesh {
+                let _ = tx.send(Request::ForgetSegment { shard: self.shared.shard, segment });
+            }
+        }
+    }
+}
