@@ -2,8 +2,8 @@
 //! segments; a shard picks the segment with the lowest share of live data
 //! (below `compaction_live_ratio`), copies the live records out in bounded
 //! steps, commits each moved version's new extents through the normal group
-//! commit, and deletes the segment once two newer checkpoints exist (so no
-//! kept checkpoint or replay can need it) and nothing refers to it.
+//! commit, and deletes the segment once nothing refers to it and every kept
+//! checkpoint starts its replay after it (so recovery never reads it).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
@@ -65,9 +65,10 @@ pub struct Reclaim {
     /// Live payload bytes per segment.
     pub live: HashMap<SegmentId, u64>,
     pub active: Option<Compaction>,
-    /// Segments to delete once `checkpoints_done` reaches the number.
-    pending_delete: Vec<(SegmentId, u64)>,
-    pub checkpoints_done: u64,
+    /// Emptied segments waiting until no kept checkpoint replays them.
+    reclaimable: Vec<SegmentId>,
+    /// Replay-start segments of the checkpoints on disk, oldest first.
+    pub kept: VecDeque<SegmentId>,
     /// Deleted segments: a commit that still refers to one is refused.
     pub deleted: HashSet<SegmentId>,
     /// Segments whose compaction failed (damaged data); left alone.
@@ -76,8 +77,8 @@ pub struct Reclaim {
 }
 
 impl Reclaim {
-    pub fn new(live: HashMap<SegmentId, u64>) -> Self {
-        Self { live, ..Default::default() }
+    pub fn new(live: HashMap<SegmentId, u64>, kept: VecDeque<SegmentId>) -> Self {
+        Self { live, kept, ..Default::default() }
     }
 
     /// Adjusts live bytes for an applied change.
@@ -131,13 +132,15 @@ impl Shard {
         let (current, _) = self.log.position();
         let usable = (self.log.segment_bytes() - super::segment::format::SEGMENT_HEADER_BYTES) as f64;
         let threshold = self.shared.config.compaction_live_ratio;
-        let due: HashSet<SegmentId> = self.reclaim.pending_delete.iter().map(|(s, _)| *s).collect();
+        let due: HashSet<SegmentId> = self.reclaim.reclaimable.iter().copied().collect();
         let victim = self
             .log
             .segments()
             .filter(|s| *s != current && !due.contains(s) && !self.reclaim.quarantined.contains(s))
             .map(|s| (s, self.reclaim.live.get(&s).copied().unwrap_or(0)))
             .filter(|(_, live)| (*live as f64) < usable * threshold)
+            // With the disk full, only segments needing no copy can help.
+            .filter(|(_, live)| !self.log.full || *live == 0)
             .min_by_key(|(_, live)| *live);
         if let Some((victim, live)) = victim {
             tracing::debug!(shard = self.shared.shard.0, segment = victim.0, live, "compacting segment");
@@ -187,9 +190,9 @@ impl Shard {
             // A write committed into it meanwhile; it will be picked again.
             return;
         }
-        // Two checkpoints from now, no kept checkpoint can need the segment.
-        self.reclaim.pending_delete.push((c.victim, self.reclaim.checkpoints_done + 2));
+        self.reclaim.reclaimable.push(c.victim);
         self.force_checkpoint();
+        self.delete_reclaimable();
     }
 
     /// A version's records were read: rewrite large ones now (their own
@@ -255,18 +258,29 @@ impl Shard {
         }
     }
 
-    /// After a checkpoint: deletes segments that no kept checkpoint needs
-    /// and nothing refers to, and tells every core to drop its handles.
-    pub(super) fn after_checkpoint(&mut self) {
-        self.reclaim.checkpoints_done += 1;
-        let done = self.reclaim.checkpoints_done;
-        if !self.reclaim.pending_delete.is_empty() {
-            // Deletion waits for checkpoints: make sure more follow.
+    /// After a checkpoint starting its replay in `segment` was written.
+    pub(super) fn after_checkpoint(&mut self, segment: SegmentId) {
+        self.reclaim.kept.push_back(segment);
+        while self.reclaim.kept.len() > super::index::checkpoint::KEEP {
+            self.reclaim.kept.pop_front();
+        }
+        self.delete_reclaimable();
+    }
+
+    /// Deletes emptied segments that every kept checkpoint replays after,
+    /// and tells every core to drop its handles; asks for another
+    /// checkpoint while some still wait.
+    pub(super) fn delete_reclaimable(&mut self) {
+        let oldest = self.reclaim.kept.iter().min().copied().unwrap_or(SegmentId(0));
+        let (due, later): (Vec<_>, Vec<_>) = self.reclaim.reclaimable.drain(..).partition(|s| *s < oldest);
+        if !due.is_empty() {
+            tracing::debug!(oldest = oldest.0, ?due, waiting = ?later, "deleting reclaimed segments");
+        }
+        self.reclaim.reclaimable = later;
+        if !self.reclaim.reclaimable.is_empty() {
             self.bytes_since_checkpoint = self.bytes_since_checkpoint.max(1);
         }
-        let (due, later): (Vec<_>, Vec<_>) = self.reclaim.pending_delete.drain(..).partition(|(_, at)| *at <= done);
-        self.reclaim.pending_delete = later;
-        for (segment, _) in due {
+        for segment in due {
             if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 {
                 continue;
             }

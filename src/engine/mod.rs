@@ -69,6 +69,8 @@ pub enum Error {
     ShuttingDown,
     #[error("retry the request: {0}")]
     Retry(String),
+    #[error("the disk is full: no room for a new segment; delete data or add capacity")]
+    DiskFull,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

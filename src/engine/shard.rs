@@ -72,7 +72,7 @@ pub struct Shard {
     group: Option<Group>,
     sync: Option<LocalBoxFuture<'static, Result<(), Error>>>,
     pub(super) poisoned: Option<String>,
-    checkpoint: Option<LocalBoxFuture<'static, bool>>,
+    checkpoint: Option<LocalBoxFuture<'static, Option<super::types::SegmentId>>>,
     pub(super) reclaim: super::compact::Reclaim,
     pub(super) bytes_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
@@ -83,7 +83,7 @@ enum Event {
     Closed,
     Write(WriteDone),
     Synced(Result<(), Error>),
-    Checkpointed(bool),
+    Checkpointed(Option<super::types::SegmentId>),
     Tick,
     Moved(super::compact::Moved),
     CompactStep,
@@ -97,6 +97,14 @@ const COMPACT_STEP: std::time::Duration = std::time::Duration::from_millis(1);
 impl Shard {
     pub fn new(index: Index, log: Log, shared: Rc<Shared>, durability: Durability) -> Self {
         let index_live = index.live_bytes();
+        let dir = log.dir().to_path_buf();
+        let mut kept: std::collections::VecDeque<_> = super::index::checkpoint::list(&dir)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| super::index::checkpoint::replay_segment(p))
+            .collect();
+        kept.make_contiguous().sort();
+        super::index::checkpoint::ensure_reserve(&dir, 0);
         Self {
             index,
             log,
@@ -110,7 +118,7 @@ impl Shard {
             sync: None,
             poisoned: None,
             checkpoint: None,
-            reclaim: super::compact::Reclaim::new(index_live),
+            reclaim: super::compact::Reclaim::new(index_live, kept),
             bytes_since_checkpoint: 0,
             last_checkpoint: std::time::Instant::now(),
         }
@@ -177,15 +185,17 @@ impl Shard {
                     }
                 }
                 Event::Synced(r) => self.finish_group(r),
-                Event::Checkpointed(ok) => {
+                Event::Checkpointed(written) => {
                     self.checkpoint = None;
-                    if ok {
-                        self.after_checkpoint();
+                    if let Some(segment) = written {
+                        self.after_checkpoint(segment);
                     }
                 }
                 Event::Tick => {
                     timer = Box::pin(compio::time::sleep(TICK));
                     self.maybe_checkpoint();
+                    self.log.retry_when_full();
+                    self.delete_reclaimable();
                     if stopping.is_none() {
                         self.compaction_tick();
                     }
@@ -348,8 +358,14 @@ impl Shard {
         let super::Chunk { mut buf, len, hash } = chunk;
         let seq = self.log.next_seq();
         let total = RECORD_HEADER_BYTES + len;
-        let alloc = match self.log.alloc(total as u64) {
+        let alloc = match self.log.alloc_data(total as u64) {
             Ok(a) => a,
+            Err(Error::DiskFull) => {
+                if let Some((_, then)) = give_back {
+                    then(Err(Error::DiskFull));
+                }
+                return Err(Error::DiskFull);
+            }
             Err(e) => {
                 self.poison(&e);
                 if let Some((_, then)) = give_back {
@@ -457,8 +473,16 @@ impl Shard {
     /// group sees every earlier change applied.
     fn form_group(&mut self) {
         let first = self.queue.front().map_or(0, estimate);
-        if let Err(e) = self.log.ensure_room(first as u64) {
-            self.poison(&e);
+        match self.log.ensure_room(first as u64) {
+            Ok(()) => {}
+            Err(Error::DiskFull) => {
+                // No room for even the first change: refuse what is queued.
+                for q in std::mem::take(&mut self.queue) {
+                    fail_queued(q, Error::DiskFull);
+                }
+                return;
+            }
+            Err(e) => self.poison(&e),
         }
         let mut batch = Batch::new(self.log.position(), self.log.remaining());
         let mut touched: HashSet<(String, String)> = HashSet::new();
@@ -575,6 +599,10 @@ impl Shard {
         };
         if let Err(e) = verdict {
             return refuse(reply, e);
+        }
+        // With no room for a new segment, only metadata may use what is left.
+        if self.log.full && (tail.is_some() || !extents.is_empty()) {
+            return refuse(reply, Error::DiskFull);
         }
         // An upload so slow that its first chunks sat in a segment compaction
         // already reclaimed cannot be committed; the client retries it.
@@ -710,14 +738,14 @@ impl Shard {
         let task = compio::runtime::spawn_blocking(move || super::index::checkpoint::write(&dir, pos.next_seq, &bytes));
         self.checkpoint = Some(Box::pin(async move {
             match task.await {
-                Ok(Ok(())) => true,
+                Ok(Ok(())) => Some(pos.segment),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "checkpoint write failed; will retry");
-                    false
+                    None
                 }
                 Err(_) => {
                     tracing::error!("checkpoint task panicked");
-                    false
+                    None
                 }
             }
         }));

@@ -40,6 +40,8 @@ pub struct AwsChunked {
     pos: usize,
     state: State,
     verifier: Option<ChunkVerifier>,
+    /// Signed uploads with a trailer must carry `x-amz-trailer-signature`.
+    trailer_signed: bool,
     hasher: Sha256,
     chunk_signature: String,
     /// Trailing headers (lowercase names), e.g. `x-amz-checksum-crc32`.
@@ -48,12 +50,13 @@ pub struct AwsChunked {
 }
 
 impl AwsChunked {
-    pub fn new(verifier: Option<ChunkVerifier>) -> Self {
+    pub fn new(verifier: Option<ChunkVerifier>, trailer_signed: bool) -> Self {
         Self {
             stage: Vec::with_capacity(STAGE_BYTES),
             pos: 0,
             state: State::Header,
             verifier,
+            trailer_signed,
             hasher: Sha256::new(),
             chunk_signature: String::new(),
             trailers: Vec::new(),
@@ -175,9 +178,13 @@ impl AwsChunked {
     fn finish_trailers(&mut self) -> Result<(), Error> {
         let sig =
             self.trailers.iter().position(|(k, _)| k == "x-amz-trailer-signature").map(|i| self.trailers.remove(i).1);
-        if let (Some(v), Some(sig)) = (self.verifier.as_mut(), sig) {
-            let canonical: String = self.trailers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-            v.verify_trailer(&canonical, &sig)?;
+        match (self.verifier.as_mut(), sig) {
+            (Some(v), Some(sig)) => {
+                let canonical: String = self.trailers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+                v.verify_trailer(&canonical, &sig)?;
+            }
+            (Some(_), None) if self.trailer_signed => return Err(Error::Framing("the trailer signature is missing")),
+            _ => {}
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ const CHUNK_LINE_BYTES_MAX: usize = 4096;
 
 pub struct BodyReader {
     framing: Framing,
+    /// A read failed (bad framing, truncation): the connection cannot be reused.
+    failed: bool,
     timeout: Duration,
     /// Bytes of body data handed out so far.
     pub received: u64,
@@ -45,7 +47,7 @@ impl BodyReader {
         } else {
             Framing::Length { remaining: head.content_length()?.unwrap_or(0) }
         };
-        Ok(Self { framing, timeout, received: 0 })
+        Ok(Self { framing, failed: false, timeout, received: 0 })
     }
 
     /// Declared length, when the framing has one.
@@ -57,11 +59,20 @@ impl BodyReader {
     }
 
     pub fn is_done(&self) -> bool {
-        matches!(self.framing, Framing::Length { remaining: 0 } | Framing::Chunked(ChunkState::Done))
+        !self.failed && matches!(self.framing, Framing::Length { remaining: 0 } | Framing::Chunked(ChunkState::Done))
     }
 
     /// Copies up to `out.len()` body bytes into `out`; 0 at the end.
     pub async fn read(&mut self, conn: &mut Conn, out: &mut [u8]) -> Result<usize, Error> {
+        if self.failed {
+            return Err(Error::BadFraming("the body already failed"));
+        }
+        let r = self.read_inner(conn, out).await;
+        self.failed |= r.is_err();
+        r
+    }
+
+    async fn read_inner(&mut self, conn: &mut Conn, out: &mut [u8]) -> Result<usize, Error> {
         let timeout = self.timeout;
         loop {
             let available = match self.framing {
@@ -103,7 +114,7 @@ impl BodyReader {
         at: usize,
         max: usize,
     ) -> (Result<usize, Error>, AlignedBuf) {
-        let direct = matches!(self.framing, Framing::Length { .. }) && conn.buffered().is_empty();
+        let direct = !self.failed && matches!(self.framing, Framing::Length { .. }) && conn.buffered().is_empty();
         if !direct {
             let r = self.read(conn, &mut buf.full_mut()[at..at + max]).await;
             return (r, buf);
@@ -117,16 +128,25 @@ impl BodyReader {
         let read = conn.stream.read(buf.slice(at..at + want));
         let (r, buf) = match compio::time::timeout(self.timeout, read).await {
             Ok(BufResult(r, slice)) => (r, slice.into_inner()),
-            Err(_) => return (Err(Error::Timeout), AlignedBuf::new(0)),
+            Err(_) => {
+                self.failed = true;
+                return (Err(Error::Timeout), AlignedBuf::new(0));
+            }
         };
         match r {
-            Ok(0) => (Err(Error::Truncated), buf),
+            Ok(0) => {
+                self.failed = true;
+                (Err(Error::Truncated), buf)
+            }
             Ok(n) => {
                 *remaining -= n as u64;
                 self.received += n as u64;
                 (Ok(n), buf)
             }
-            Err(e) => (Err(Error::Io(e)), buf),
+            Err(e) => {
+                self.failed = true;
+                (Err(Error::Io(e)), buf)
+            }
         }
     }
 

@@ -15,6 +15,10 @@ use super::Error;
 use super::head::{self, Head};
 use crate::runtime::Ctx;
 
+/// How long and how much a closing connection keeps discarding input.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 64 << 20;
+
 pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
@@ -99,6 +103,26 @@ impl Conn {
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.stream.flush().await.map_err(Error::Io)
     }
+
+    /// Closes gently: stops sending, then reads and discards what the client
+    /// still sends (for a bounded time and size), so an unread request body
+    /// does not turn the close into a reset that destroys our answer.
+    async fn linger(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown(2) on the socket this connection owns.
+        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        let until = std::time::Instant::now() + LINGER;
+        let mut discarded = 0usize;
+        while discarded < LINGER_BYTES_MAX {
+            self.start = 0;
+            self.buf.clear();
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.fill(left).await {
+                Ok(n) if n > 0 => discarded += n,
+                _ => return,
+            }
+        }
+    }
 }
 
 /// Accepts connections on this core until told to stop.
@@ -112,7 +136,14 @@ pub async fn accept_loop(listener: compio::net::TcpListener, ctx: Rc<Ctx>, stop:
                 compio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            futures_util::future::Either::Right(_) => return,
+            futures_util::future::Either::Right(_) => {
+                // Draining: wake idle keep-alive connections so they close.
+                for fd in ctx.idle.borrow().iter() {
+                    // SAFETY: shutdown(2) on a socket owned by a live connection task.
+                    unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+                }
+                return;
+            }
         };
         let open = ctx.health.connections.fetch_add(1, Ordering::SeqCst);
         if open >= ctx.config.connections_max {
@@ -131,19 +162,35 @@ pub async fn accept_loop(listener: compio::net::TcpListener, ctx: Rc<Ctx>, stop:
 }
 
 async fn serve(stream: TcpStream, ctx: &Ctx) {
+    use std::os::fd::AsRawFd;
     let mut conn = Conn::new(stream, ctx.config.header_bytes_max + 4096);
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
+    let fd = conn.stream.as_raw_fd();
     loop {
-        let head = match conn.read_head(ctx, idle).await {
+        // Between requests the connection is idle: a drain may close it.
+        let waiting = conn.buffered().is_empty();
+        if waiting {
+            ctx.idle.borrow_mut().insert(fd);
+        }
+        let read = conn.read_head(ctx, idle).await;
+        if waiting {
+            ctx.idle.borrow_mut().remove(&fd);
+        }
+        let head = match read {
             Ok(Some(h)) => h,
             Ok(None) | Err(Error::Timeout) | Err(Error::Closed) | Err(Error::Io(_)) => return,
             Err(e) => {
                 let _ = crate::s3::reject_unparsed(&mut conn, &e).await;
+                conn.linger().await;
                 return;
             }
         };
         let keep = crate::s3::handle(ctx, &mut conn, head).await;
-        if !keep || ctx.health.draining.load(Ordering::Relaxed) {
+        if !keep {
+            conn.linger().await;
+            return;
+        }
+        if ctx.health.draining.load(Ordering::Relaxed) {
             return;
         }
     }

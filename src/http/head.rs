@@ -38,7 +38,11 @@ impl Head {
         let mut found = None;
         for (n, v) in &self.headers {
             if n == "content-length" {
-                let len: u64 = v.trim().parse().map_err(|_| Error::BadHead)?;
+                let v = v.trim();
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::BadHead);
+                }
+                let len: u64 = v.parse().map_err(|_| Error::BadHead)?;
                 if found.is_some_and(|f| f != len) {
                     return Err(Error::BadHead);
                 }

@@ -45,6 +45,8 @@ pub enum Error {
 /// Per-core context handed to every connection on that core.
 pub struct Ctx {
     pub engine: Engine,
+    /// Connections waiting for their next request (closed on drain).
+    pub idle: std::cell::RefCell<std::collections::HashSet<std::os::fd::RawFd>>,
     pub config: Arc<Config>,
     pub users: Arc<Users>,
     pub health: Arc<Health>,
@@ -246,7 +248,7 @@ async fn shard_main(
         }
     };
     let _ = up.send((i, Ok(Vec::new())));
-    let ctx = Rc::new(Ctx { engine: Engine::new(shared), config, users, health });
+    let ctx = Rc::new(Ctx { engine: Engine::new(shared), idle: Default::default(), config, users, health });
     crate::http::conn::accept_loop(listener, ctx, stop).await;
     let _ = run.await;
 }

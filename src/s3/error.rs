@@ -149,6 +149,7 @@ impl From<engine::Error> for S3Error {
             E::OperationAborted => C::OperationAborted.into(),
             E::Poisoned(_) | E::ShuttingDown => S3Error::with_message(C::ServiceUnavailable, e.to_string()),
             E::Retry(_) => S3Error::with_message(C::SlowDown, e.to_string()),
+            E::DiskFull => S3Error::with_message(C::ServiceUnavailable, e.to_string()),
             E::Corrupt(_) | E::Io(_) => {
                 tracing::error!(error = %e, "internal error");
                 C::InternalError.into()

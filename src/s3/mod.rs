@@ -147,6 +147,9 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         }
     };
     let expect_continue = head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    // Both framings at once is the request-smuggling shape (RFC 9112 §6.3):
+    // chunked wins, and the connection closes after the answer.
+    let keep_alive = keep_alive && !(head.is_chunked() && head.has_header("content-length"));
     let target = route::target(&head, ctx.config.domain.as_deref());
     let mut req = Req {
         ctx,

@@ -161,8 +161,8 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     let (aws, sha256_expected) = match payload {
         PayloadCheck::Sha256(h) => (None, Some(h)),
         PayloadCheck::Unsigned => (None, None),
-        PayloadCheck::StreamingSigned { verifier, .. } => (Some(AwsChunked::new(Some(verifier))), None),
-        PayloadCheck::StreamingUnsignedTrailer => (Some(AwsChunked::new(None)), None),
+        PayloadCheck::StreamingSigned { verifier, trailer } => (Some(AwsChunked::new(Some(verifier), trailer)), None),
+        PayloadCheck::StreamingUnsignedTrailer => (Some(AwsChunked::new(None, false)), None),
     };
     let declared = if aws.is_some() {
         let d = req.head.header("x-amz-decoded-content-length").ok_or(S3ErrorCode::MissingContentLength)?;
@@ -499,8 +499,8 @@ pub async fn read_small_body(req: &mut Req<'_>, conn: &mut Conn, max: usize) -> 
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut aws = match payload {
-        PayloadCheck::StreamingSigned { verifier, .. } => Some(AwsChunked::new(Some(verifier))),
-        PayloadCheck::StreamingUnsignedTrailer => Some(AwsChunked::new(None)),
+        PayloadCheck::StreamingSigned { verifier, trailer } => Some(AwsChunked::new(Some(verifier), trailer)),
+        PayloadCheck::StreamingUnsignedTrailer => Some(AwsChunked::new(None, false)),
         _ => None,
     };
     loop {

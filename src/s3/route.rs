@@ -68,6 +68,35 @@ const OBJECT_SUBRESOURCES: &[&str] = &[
     "partNumber",
 ];
 
+/// Headers asking for features not built: the request answers 501 rather
+/// than storing data without what the header promised (an object "encrypted
+/// with your key" stored in plain text would be worse than a refusal).
+const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
+    ("x-amz-server-side-encryption", "server-side encryption"),
+    ("x-amz-server-side-encryption-customer-algorithm", "SSE-C"),
+    ("x-amz-server-side-encryption-customer-key", "SSE-C"),
+    ("x-amz-copy-source-server-side-encryption-customer-algorithm", "SSE-C"),
+    ("x-amz-server-side-encryption-aws-kms-key-id", "SSE-KMS"),
+    ("x-amz-object-lock-mode", "Object Lock"),
+    ("x-amz-object-lock-retain-until-date", "Object Lock"),
+    ("x-amz-object-lock-legal-hold", "Object Lock"),
+    ("x-amz-tagging", "object tagging"),
+    ("x-amz-website-redirect-location", "website redirects"),
+];
+
+fn refuse_unsupported_headers(head: &Head, op: Op) -> Result<Op, S3Error> {
+    let object_write = matches!(op, Op::PutObject | Op::CopyObject | Op::GetObject | Op::HeadObject);
+    if object_write && let Some((name, what)) = UNSUPPORTED_HEADERS.iter().find(|(h, _)| head.has_header(h)) {
+        return Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("{what} ({name}) is not implemented")));
+    }
+    if op == Op::CreateBucket
+        && head.header("x-amz-bucket-object-lock-enabled").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Err(S3Error::with_message(S3ErrorCode::NotImplemented, "Object Lock is not implemented"));
+    }
+    Ok(op)
+}
+
 pub struct Target {
     pub bucket: Option<String>,
     pub key: Option<String>,
@@ -81,7 +110,7 @@ pub fn target(head: &Head, domain: Option<&str>) -> Target {
         && let Some(bucket) = host.strip_suffix(domain).and_then(|b| b.strip_suffix('.'))
         && !bucket.is_empty()
     {
-        let key = decode(head.path.trim_start_matches('/'));
+        let key = decode(head.path.strip_prefix('/').unwrap_or(&head.path));
         let key = (!key.is_empty()).then_some(key);
         return Target { bucket: Some(bucket.to_string()), key, virtual_host: true };
     }
@@ -96,6 +125,10 @@ pub fn target(head: &Head, domain: Option<&str>) -> Target {
 }
 
 pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
+    refuse_unsupported_headers(head, op_of(head, t)?)
+}
+
+fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
     let m = head.method.as_str();
     let Some(_) = &t.bucket else {
         return match m {

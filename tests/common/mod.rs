@@ -50,14 +50,11 @@ impl Node {
 
     fn spawn(&mut self, listen: &str) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kaligon"));
-        cmd.arg("serve")
-            .arg("--data")
-            .arg(self.dir.join("data"))
-            .arg("--listen")
-            .arg(listen)
-            .arg("--segment-bytes")
-            .arg((8u64 << 20).to_string())
-            .args(&self.extra_args)
+        cmd.arg("serve").arg("--data").arg(self.dir.join("data")).arg("--listen").arg(listen);
+        if !self.extra_args.iter().any(|a| a == "--segment-bytes") {
+            cmd.arg("--segment-bytes").arg((8u64 << 20).to_string());
+        }
+        cmd.args(&self.extra_args)
             .env("KALIGON_ACCESS_KEY", ACCESS_KEY)
             .env("KALIGON_SECRET_KEY", SECRET_KEY)
             .env("KALIGON_LOG", std::env::var("KALIGON_LOG").unwrap_or_else(|_| "warn".into()))

@@ -31,7 +31,7 @@ use crate::engine::types::{SegmentId, ShardId};
 const MAGIC: &[u8; 8] = b"KLGNCKP1";
 const HEADER_BYTES: usize = 40;
 /// How many checkpoint files are kept (the newest may be torn by a crash).
-const KEEP: usize = 2;
+pub const KEEP: usize = 2;
 
 /// Where replay starts and which sequence number comes next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn file_name(next_seq: u64) -> String {
 pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut names: Vec<String> = fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+        .filter(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp") && n != RESERVE)
         .collect();
     names.sort_unstable_by(|a, b| b.cmp(a));
     Ok(names.into_iter().map(|n| dir.join(n)).collect())
@@ -130,16 +130,62 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     let name = file_name(next_seq);
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
+    let attempt = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    match attempt() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && fs::remove_file(dir.join(RESERVE)).is_ok() => {
+            // The disk is full: give up the reserve so the checkpoint that
+            // lets reclaimed segments go can still be written.
+            tracing::warn!(dir = %dir.display(), "disk full: using the checkpoint reserve");
+            attempt()?;
+        }
+        r => r?,
+    }
     fs::rename(&tmp, dir.join(&name))?;
     fs::File::open(dir)?.sync_all()?;
     for old in list(dir)?.into_iter().skip(KEEP) {
         fs::remove_file(old)?;
     }
+    ensure_reserve(dir, bytes.len() as u64);
     Ok(())
+}
+
+/// A preallocated file released when a checkpoint finds the disk full.
+const RESERVE: &str = "ckpt-reserve";
+
+/// Keeps a reserve of twice the last checkpoint's size (at least 4 MiB);
+/// failing to make one (a full disk) is not an error.
+pub fn ensure_reserve(dir: &Path, checkpoint_bytes: u64) {
+    let want = (2 * checkpoint_bytes).max(4 << 20);
+    let path = dir.join(RESERVE);
+    if fs::metadata(&path).is_ok_and(|m| m.len() >= want) {
+        return;
+    }
+    let made = fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path).and_then(|f| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on an fd we own.
+        match unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, want as libc::off_t) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    });
+    if made.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+}
+
+/// The replay start recorded in a checkpoint file's header (not verified:
+/// a damaged header reads as segment 0, which only makes reclamation wait).
+pub fn replay_segment(path: &Path) -> SegmentId {
+    let mut head = [0u8; HEADER_BYTES];
+    let ok = fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok();
+    if !ok || &head[0..8] != MAGIC {
+        return SegmentId(0);
+    }
+    SegmentId(u64::from_le_bytes(head[24..32].try_into().expect("8 bytes")))
 }
 
 #[cfg(test)]

@@ -51,7 +51,12 @@ pub struct Log {
     spares: Rc<RefCell<Spares>>,
     /// Segments created without a zero-fill because no spare was ready.
     pub fallback_segments: u64,
+    /// The last attempt to start a segment found the disk full.
+    pub full: bool,
 }
+
+/// Bytes at the end of each segment that only metadata records may use.
+pub const META_RESERVE_BYTES: u64 = 1 << 20;
 
 pub fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
     dir.join(format!("seg-{:010}", id.0))
@@ -128,6 +133,7 @@ impl Log {
             dirty: BTreeSet::new(),
             spares: Rc::new(RefCell::new(spares)),
             fallback_segments: 0,
+            full: false,
         })
     }
 
@@ -165,9 +171,20 @@ impl Log {
     /// Reserves `bytes` (rounded up to 4096) in one segment, rolling over to
     /// the next segment when the current one is full.
     pub fn alloc(&mut self, bytes: u64) -> Result<Alloc, Error> {
+        self.alloc_below(bytes, self.segment_bytes)
+    }
+
+    /// Reserves room for object data: the last `META_RESERVE_BYTES` of each
+    /// segment are kept for metadata, so deletes (and the records that free
+    /// space) still work when the disk has no room for a new segment.
+    pub fn alloc_data(&mut self, bytes: u64) -> Result<Alloc, Error> {
+        self.alloc_below(bytes, self.segment_bytes - META_RESERVE_BYTES)
+    }
+
+    fn alloc_below(&mut self, bytes: u64, limit: u64) -> Result<Alloc, Error> {
         let bytes = align_up(bytes);
-        assert!(bytes <= self.segment_bytes - SEGMENT_HEADER_BYTES, "record larger than a segment");
-        if self.pos + bytes > self.segment_bytes {
+        assert!(bytes <= limit - SEGMENT_HEADER_BYTES, "record larger than a segment");
+        if self.pos + bytes > limit {
             self.roll_over()?;
         }
         let a = Alloc { segment: self.current.0, offset: self.pos, file: self.current.1.clone() };
@@ -183,6 +200,14 @@ impl Log {
             self.roll_over()?;
         }
         Ok(())
+    }
+
+    /// After the disk was found full: tries again to start a new segment
+    /// (space may have been freed since).
+    pub fn retry_when_full(&mut self) {
+        if self.full && self.roll_over().is_ok() {
+            tracing::info!(shard = self.shard.0, "disk space available again");
+        }
     }
 
     /// Bytes left in the current segment.
@@ -201,11 +226,20 @@ impl Log {
         };
         let file = match file {
             Some(f) => f,
-            None => {
-                self.fallback_segments += 1;
-                Self::create_now(&self.dir, self.shard, self.segment_bytes, id)?
-            }
+            None => match Self::create_now(&self.dir, self.shard, self.segment_bytes, id) {
+                Ok(f) => {
+                    self.fallback_segments += 1;
+                    f
+                }
+                Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    let _ = std::fs::remove_file(segment_path(&self.dir, id));
+                    self.full = true;
+                    return Err(Error::DiskFull);
+                }
+                Err(e) => return Err(e),
+            },
         };
+        self.full = false;
         self.files.insert(id, file.clone());
         self.current = (id, file);
         self.pos = SEGMENT_HEADER_BYTES;
@@ -251,7 +285,12 @@ impl Log {
                     compio::time::sleep(idle.max(Duration::from_millis(5))).await;
                     continue;
                 };
-                match prepare(&dir, shard, size, id, &state, idle).await {
+                let result = prepare(&dir, shard, size, id, &state, idle).await;
+                if result.is_err() {
+                    // A failed fallocate may keep blocks: give them back.
+                    let _ = std::fs::remove_file(dir.join(format!("seg-{id:010}.prep")));
+                }
+                match result {
                     Ok(Some(file)) => {
                         state.borrow_mut().ready.insert(id, file);
                     }
