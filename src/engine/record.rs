@@ -108,7 +108,7 @@ fn bucket_key(e: &mut Enc, bucket: &str, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::types::{ETag, ObjectMeta};
+    use crate::engine::types::ETag;
 
     #[test]
     fn ops_round_trip() {
@@ -120,7 +120,7 @@ mod tests {
             etag: ETag::default(),
             delete_marker: true,
             extents: Box::new([]),
-            meta: Box::new(ObjectMeta::default()),
+            meta: Default::default(),
         };
         let ops = [
             MetaOp::PutVersion { bucket: "b".into(), key: "k/é".into(), version },

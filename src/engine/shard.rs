@@ -23,7 +23,7 @@ use super::index::map::Index;
 use super::record::MetaOp;
 use super::segment::format::{RECORD_HEADER_BYTES, packed_len};
 use super::segment::log::Log;
-use super::types::{BucketState, Extent, Version, VersionId, Versioning};
+use super::types::{BucketState, Extent, MetaBlob, Version, VersionId, Versioning};
 use super::{
     BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error, Reply, Request,
     Shared, stamp_data_header,
@@ -624,7 +624,7 @@ impl Shard {
             etag,
             delete_marker: false,
             extents: extents.into_boxed_slice(),
-            meta: Box::new(meta),
+            meta: MetaBlob::new(&meta),
         };
         let outcome =
             CommitOutcome { version_id: id, versioned: versioning != Versioning::Unversioned, mtime_ms: now_ms };
@@ -701,7 +701,7 @@ impl Shard {
             etag: Default::default(),
             delete_marker: true,
             extents: Box::new([]),
-            meta: Box::default(),
+            meta: Default::default(),
         };
         let outcome = DeleteOutcome { delete_marker: true, version_id: Some(id) };
         Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))

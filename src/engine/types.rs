@@ -167,7 +167,46 @@ pub struct Version {
     pub etag: ETag,
     pub delete_marker: bool,
     pub extents: Box<[Extent]>,
-    pub meta: Box<ObjectMeta>,
+    pub meta: MetaBlob,
+}
+
+/// `ObjectMeta` kept in its encoded form (the tagged fields of the record
+/// format): a few dozen bytes per object in the index instead of a few
+/// hundred; decoded when a GET or HEAD needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MetaBlob(Box<[u8]>);
+
+impl MetaBlob {
+    pub fn new(meta: &ObjectMeta) -> Self {
+        let mut e = Enc::new();
+        meta.encode(&mut e);
+        MetaBlob(e.buf.into_boxed_slice())
+    }
+
+    /// The metadata (blobs are only made by `new`, so they always decode).
+    pub fn get(&self) -> ObjectMeta {
+        let mut m = ObjectMeta::default();
+        let mut d = Dec::new(&self.0);
+        while !d.is_empty() {
+            let Ok((tag, mut f)) = d.field() else { break };
+            let _ = m.decode_field(tag, &mut f);
+        }
+        m
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<ObjectMeta> for MetaBlob {
+    fn from(m: ObjectMeta) -> Self {
+        MetaBlob::new(&m)
+    }
 }
 
 impl Version {
@@ -253,7 +292,7 @@ impl Version {
                 e.u64(x.segment.0).u64(x.offset).u64(x.len);
             });
         }
-        self.meta.encode(e);
+        e.buf.extend_from_slice(&self.meta.0);
     }
 
     pub fn decode(d: &mut Dec) -> Result<Self, DecodeError> {
@@ -265,7 +304,7 @@ impl Version {
             etag: ETag::default(),
             delete_marker: false,
             extents: Box::new([]),
-            meta: Box::default(),
+            meta: MetaBlob::default(),
         };
         let mut extents = Vec::new();
         let mut meta = ObjectMeta::default();
@@ -286,7 +325,7 @@ impl Version {
             }
         }
         v.extents = extents.into_boxed_slice();
-        v.meta = Box::new(meta);
+        v.meta = MetaBlob::new(&meta);
         Ok(v)
     }
 }
@@ -435,7 +474,7 @@ mod tests {
             etag: ETag { md5: [7; 16], parts: 2 },
             delete_marker: false,
             extents: vec![Extent { segment: SegmentId(3), offset: 8192, len: 5 }].into(),
-            meta: Box::new(ObjectMeta {
+            meta: MetaBlob::new(&ObjectMeta {
                 content_type: Some("text/plain".into()),
                 user: vec![("a".into(), "b".into())],
                 checksum: Some(Checksum { algo: ChecksumAlgo::Crc32c, value: vec![1, 2, 3, 4], parts: 0 }),

@@ -97,14 +97,14 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let mut meta = if replace { object_meta(req)? } else { (*v.meta).clone() };
+    let mut meta = if replace { object_meta(req)? } else { v.meta.get() };
     if !replace && let Some(sc) = req.head.header("x-amz-storage-class") {
         meta.storage_class = Some(sc.to_string());
     }
     meta.part_sizes.clear();
     let algo = match req.head.header("x-amz-checksum-algorithm") {
         Some(a) => Some(ChecksumAlgo::from_name(a).ok_or_else(|| invalid("Checksum algorithm is not supported"))?),
-        None => v.meta.checksum.as_ref().map(|c| c.algo),
+        None => v.meta.get().checksum.as_ref().map(|c| c.algo),
     };
     let condition = write_condition(req)?;
 

@@ -392,7 +392,7 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
 }
 
 fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) {
-    let m = &v.meta;
+    let m = &v.meta.get();
     let stored = [
         &m.content_type,
         &m.content_encoding,

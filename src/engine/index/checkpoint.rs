@@ -191,7 +191,7 @@ pub fn replay_segment(path: &Path) -> SegmentId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::types::{BucketState, ETag, ObjectMeta, Version, VersionId};
+    use crate::engine::types::{BucketState, ETag, Version, VersionId};
 
     fn sample() -> Index {
         let mut ix = Index::default();
@@ -208,7 +208,7 @@ mod tests {
                     etag: ETag::default(),
                     delete_marker: false,
                     extents: Box::new([]),
-                    meta: Box::new(ObjectMeta::default()),
+                    meta: Default::default(),
                 },
             });
         }

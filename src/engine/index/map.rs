@@ -75,6 +75,8 @@ impl Index {
                     freed.extend_from_slice(&versions.remove(i).extents);
                 }
                 let at = versions.iter().position(|v| v.seq < version.seq).unwrap_or(versions.len());
+                // Most keys have one version: never over-allocate.
+                versions.reserve_exact(1);
                 versions.insert(at, version.clone());
                 freed
             }
@@ -239,7 +241,7 @@ impl Index {
                     size: current.size,
                     etag: current.etag,
                     mtime_ms: current.mtime_ms,
-                    storage_class: current.meta.storage_class.clone(),
+                    storage_class: current.meta.get().storage_class,
                 }));
                 if out.len() >= q.limit {
                     return out;
@@ -266,7 +268,6 @@ pub fn merge_pages(pages: Vec<Vec<ListEntry>>, limit: usize) -> (Vec<ListEntry>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::types::ObjectMeta;
 
     fn version(id: u128, seq: u64, marker: bool) -> Version {
         Version {
@@ -277,7 +278,7 @@ mod tests {
             etag: ETag::default(),
             delete_marker: marker,
             extents: Box::new([]),
-            meta: Box::new(ObjectMeta::default()),
+            meta: Default::default(),
         }
     }
 
