@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use compio::fs::File;
 
-pub use index::map::{ListEntry, ListQuery, ObjectSummary};
+pub use index::map::{ListEntry, ListQuery, ObjectSummary, VersionEntry, VersionSummary, VersionsQuery};
 pub use read::ObjectReader;
 use segment::format::{CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind};
 pub use types::*;
@@ -184,6 +184,11 @@ pub enum Request {
         bucket: String,
         query: ListQuery,
         reply: Reply<Vec<ListEntry>>,
+    },
+    ListVersions {
+        bucket: String,
+        query: VersionsQuery,
+        reply: Reply<Vec<VersionEntry>>,
     },
     Replica {
         name: String,
@@ -462,6 +467,24 @@ impl Engine {
             pages.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
         }
         Ok(index::map::merge_pages(pages, limit))
+    }
+
+    /// One ListObjectVersions page merged across shards.
+    pub async fn list_versions(&self, bucket: &str, query: VersionsQuery) -> Result<(Vec<VersionEntry>, bool), Error> {
+        let limit = query.limit;
+        let ask = VersionsQuery { limit: limit + 1, ..query };
+        let mut waits = Vec::new();
+        for s in 0..self.shards() {
+            let (tx, rx) = flume::bounded(1);
+            let msg = Request::ListVersions { bucket: bucket.into(), query: ask.clone(), reply: tx };
+            self.shared.mesh[s as usize].send_async(msg).await.map_err(|_| Error::ShuttingDown)?;
+            waits.push(rx);
+        }
+        let mut pages = Vec::new();
+        for rx in waits {
+            pages.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
+        }
+        Ok(index::map::merge_version_pages(pages, limit))
     }
 
     /// Streams bytes `[start, end)` of a version stored by the key's owner.

@@ -284,6 +284,9 @@ impl Shard {
             Request::List { bucket, query, reply } => {
                 let _ = reply.send(Ok(self.index.list(&bucket, &query)));
             }
+            Request::ListVersions { bucket, query, reply } => {
+                let _ = reply.send(Ok(self.index.list_versions(&bucket, &query)));
+            }
             Request::Replica { name, state, reply } => {
                 let mut t = self.buckets().borrow_mut();
                 match state {
@@ -626,8 +629,7 @@ impl Shard {
             extents: extents.into_boxed_slice(),
             meta: MetaBlob::new(&meta),
         };
-        let outcome =
-            CommitOutcome { version_id: id, versioned: versioning != Versioning::Unversioned, mtime_ms: now_ms };
+        let outcome = CommitOutcome { version_id: id, versioned: versioning == Versioning::Enabled, mtime_ms: now_ms };
         Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod list;
 pub mod object;
 pub mod route;
+pub mod versions;
 pub mod xml;
 
 use std::cell::Cell;
@@ -225,6 +226,7 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::PutBucketVersioning => bucket::put_bucket_versioning(req, conn).await,
         Op::ListObjects => list::list_objects(req, false).await,
         Op::ListObjectsV2 => list::list_objects(req, true).await,
+        Op::ListObjectVersions => versions::list_object_versions(req).await,
         Op::DeleteObjects => object::delete_objects(req, conn).await,
         Op::PutObject => object::put_object(req, conn).await,
         Op::GetObject => object::get_object(req, false).await,

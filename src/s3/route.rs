@@ -17,6 +17,7 @@ pub enum Op {
     PutBucketVersioning,
     ListObjects,
     ListObjectsV2,
+    ListObjectVersions,
     DeleteObjects,
     PutObject,
     CopyObject,
@@ -50,7 +51,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "requestPayment",
     "tagging",
     "website",
-    "versions",
     "uploads",
     "session",
 ];
@@ -146,6 +146,9 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
                 "PUT" => Ok(Op::PutBucketVersioning),
                 _ => Err(S3ErrorCode::MethodNotAllowed.into()),
             };
+        }
+        if m == "GET" && head.has_query("versions") {
+            return Ok(Op::ListObjectVersions);
         }
         if m == "POST" && head.has_query("delete") {
             return Ok(Op::DeleteObjects);

@@ -56,6 +56,54 @@ impl ListEntry {
     }
 }
 
+/// What ListObjectVersions asks one shard for: entries after
+/// (`key_marker`, `version_marker`) in (key ascending, newest first) order.
+#[derive(Clone, Debug, Default)]
+pub struct VersionsQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    pub version_marker: Option<VersionId>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub id: VersionId,
+    pub size: u64,
+    pub etag: ETag,
+    pub mtime_ms: i64,
+    pub delete_marker: bool,
+    pub latest: bool,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionEntry {
+    Version { key: String, version: VersionSummary },
+    Prefix(String),
+}
+
+impl VersionEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            VersionEntry::Version { key, .. } => key,
+            VersionEntry::Prefix(p) => p,
+        }
+    }
+}
+
+/// Merges per-shard ListObjectVersions pages. A key's versions all come
+/// from one shard, already newest first; the sort is stable to keep that.
+pub fn merge_version_pages(pages: Vec<Vec<VersionEntry>>, limit: usize) -> (Vec<VersionEntry>, bool) {
+    let mut all: Vec<VersionEntry> = pages.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
+    all.dedup_by(|a, b| matches!((&*a, &*b), (VersionEntry::Prefix(x), VersionEntry::Prefix(y)) if x == y));
+    let truncated = all.len() > limit;
+    all.truncate(limit);
+    (all, truncated)
+}
+
 /// Bytes that sort after every key starting with `prefix` and before every
 /// other key greater than it (0xFF never occurs in UTF-8).
 pub fn after_prefix(prefix: &str) -> Vec<u8> {
@@ -245,6 +293,72 @@ impl Index {
                 }));
                 if out.len() >= q.limit {
                     return out;
+                }
+            }
+            break;
+        }
+        out
+    }
+}
+
+impl Index {
+    /// Up to `q.limit` entries of a ListObjectVersions page: every version
+    /// and delete marker of each key (newest first), keys in order, with
+    /// delimiter roll-up into common prefixes.
+    pub fn list_versions(&self, bucket: &str, q: &VersionsQuery) -> Vec<VersionEntry> {
+        let mut out = Vec::new();
+        let Some(map) = self.keys.get(bucket) else {
+            return out;
+        };
+        let prefix = q.prefix.as_bytes();
+        let marker = q.key_marker.as_bytes();
+        let (mut lower, mut inclusive) = match (marker > prefix, q.version_marker.is_some()) {
+            (true, true) => (marker.to_vec(), true),
+            (true, false) => (marker.to_vec(), false),
+            (false, _) => (prefix.to_vec(), true),
+        };
+        'restart: while out.len() < q.limit {
+            let start = if inclusive { Bound::Included(lower.as_slice()) } else { Bound::Excluded(lower.as_slice()) };
+            for (key, versions) in map.range::<[u8], _>((start, Bound::Unbounded)) {
+                if !key.starts_with(prefix) {
+                    if key.as_ref() > prefix {
+                        return out;
+                    }
+                    continue;
+                }
+                let key_str = std::str::from_utf8(key).expect("keys are UTF-8");
+                if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
+                    && let Some(i) = key_str[prefix.len()..].find(d)
+                {
+                    let common = &key_str[..prefix.len() + i + d.len()];
+                    if common.as_bytes() > marker {
+                        out.push(VersionEntry::Prefix(common.to_string()));
+                    }
+                    lower = after_prefix(common);
+                    inclusive = false;
+                    continue 'restart;
+                }
+                let mut skipping = key.as_ref() == marker && q.version_marker.is_some();
+                for (i, v) in versions.iter().enumerate() {
+                    if skipping {
+                        skipping = Some(v.id) != q.version_marker;
+                        continue;
+                    }
+                    out.push(VersionEntry::Version {
+                        key: key_str.to_string(),
+                        version: VersionSummary {
+                            id: v.id,
+                            size: v.size,
+                            etag: v.etag,
+                            mtime_ms: v.mtime_ms,
+                            delete_marker: v.delete_marker,
+                            latest: i == 0,
+                            storage_class: v.meta.get().storage_class,
+                        },
+                    });
+                    if out.len() >= q.limit {
+                        return out;
+                    }
                 }
             }
             break;

@@ -1,0 +1,98 @@
+//! ListObjectVersions (AWS S3 API reference "ListObjectVersions"): every
+//! version and delete marker, keys in order and newest first within a key,
+//! with key-marker / version-id-marker pagination.
+
+use super::Req;
+use super::error::{S3Error, S3ErrorCode};
+use super::xml::{Xml, iso8601, url_encode};
+use crate::engine::VersionsQuery;
+use crate::engine::index::map::VersionEntry;
+use crate::engine::types::VersionId;
+use crate::http::response::Response;
+
+fn invalid(msg: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, msg)
+}
+
+pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error> {
+    let h = &req.head;
+    let engine = &req.ctx.engine;
+    if engine.bucket(req.bucket()).is_none() {
+        return Err(S3ErrorCode::NoSuchBucket.into());
+    }
+    let prefix = h.query_param("prefix").unwrap_or_default();
+    let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
+    let key_marker = h.query_param("key-marker").unwrap_or_default();
+    let version_marker = match h.query_param("version-id-marker").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(_) if key_marker.is_empty() => {
+            return Err(invalid("A version-id marker cannot be specified without a key marker."));
+        }
+        Some(v) => Some(VersionId::parse(&v).ok_or_else(|| invalid("Invalid version id specified"))?),
+    };
+    let url = match h.query_param("encoding-type").as_deref() {
+        None => false,
+        Some("url") => true,
+        Some(_) => return Err(invalid("Invalid Encoding Method specified in Request")),
+    };
+    let max_keys = match h.query_param("max-keys") {
+        None => req.ctx.config.list_keys_max,
+        Some(m) => {
+            m.parse::<i64>().map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?.max(0)
+                as usize
+        }
+    }
+    .min(req.ctx.config.list_keys_max);
+    let (entries, truncated) = if max_keys == 0 {
+        (Vec::new(), false)
+    } else {
+        let q = VersionsQuery {
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            key_marker: key_marker.clone(),
+            version_marker,
+            limit: max_keys,
+        };
+        engine.list_versions(req.bucket(), q).await?
+    };
+    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let mut x = Xml::new("ListVersionsResult");
+    x.elem("Name", req.bucket()).elem("Prefix", &enc(&prefix)).elem("KeyMarker", &enc(&key_marker));
+    x.elem("VersionIdMarker", &version_marker.map(|v| v.to_string()).unwrap_or_default());
+    if truncated && let Some(last) = entries.last() {
+        x.elem("NextKeyMarker", &enc(last.name()));
+        if let VersionEntry::Version { version, .. } = last {
+            x.elem("NextVersionIdMarker", &version.id.to_string());
+        }
+    }
+    x.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = &delimiter {
+        x.elem("Delimiter", &enc(d));
+    }
+    if url {
+        x.elem("EncodingType", "url");
+    }
+    x.elem("IsTruncated", if truncated { "true" } else { "false" });
+    for e in &entries {
+        let VersionEntry::Version { key, version: v } = e else { continue };
+        let tag = if v.delete_marker { "DeleteMarker" } else { "Version" };
+        x.open(tag)
+            .elem("Key", &enc(key))
+            .elem("VersionId", &v.id.to_string())
+            .elem("IsLatest", if v.latest { "true" } else { "false" })
+            .elem("LastModified", &iso8601(v.mtime_ms));
+        if !v.delete_marker {
+            x.elem("ETag", &v.etag.to_string())
+                .elem("Size", &v.size.to_string())
+                .elem("StorageClass", v.storage_class.as_deref().unwrap_or("STANDARD"));
+        }
+        x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
+        x.close(tag);
+    }
+    for e in &entries {
+        if let VersionEntry::Prefix(p) = e {
+            x.open("CommonPrefixes").elem("Prefix", &enc(p)).close("CommonPrefixes");
+        }
+    }
+    Ok(Response::xml(200, x.finish("ListVersionsResult")))
+}
