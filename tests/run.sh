@@ -9,6 +9,15 @@ cd "$(dirname "$0")/.."
 # needed; raise it anyway where allowed in case a runtime option needs it.
 ulimit -l unlimited 2>/dev/null || true
 
+# Real clients the tests drive, from Debian's packages.
+need=()
+command -v rclone >/dev/null || need+=(rclone)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
 export CARGO_TERM_COLOR=never
 export RUST_BACKTRACE=1
 

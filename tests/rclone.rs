@@ -1,0 +1,98 @@
+//! rclone (Debian's package, installed by tests/run.sh) against a node:
+//! copy in and out with `rclone check`, and `--s3-versions` copying every
+//! version of a versioned bucket out to a local directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use common::*;
+
+fn rclone(node: &Node, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new("rclone");
+    // The machine's AWS_* settings (a CA bundle, profiles) are not ours.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .args(args)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_KAL_TYPE", "s3")
+        .env("RCLONE_CONFIG_KAL_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_KAL_ENDPOINT", node.endpoint())
+        .env("RCLONE_CONFIG_KAL_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("RCLONE_CONFIG_KAL_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("RCLONE_CONFIG_KAL_REGION", "us-east-1")
+        .env("RCLONE_CONFIG_KAL_FORCE_PATH_STYLE", "true")
+        .output()
+        .expect("rclone is installed (tests/run.sh installs it from Debian)");
+    assert!(out.status.success(), "rclone {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn write_tree(dir: &Path) {
+    for (i, name) in ["a.txt", "sub/b.bin", "sub/deeper/c d+e.txt", "empty"].iter().enumerate() {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes(i as u64, if *name == "empty" { 0 } else { 1000 + i * 300_000 })).unwrap();
+    }
+}
+
+#[test]
+fn rclone_copies_in_and_out_and_checks() {
+    let node = Node::start("rclone", &[]);
+    let src = temp_dir("rclone-src");
+    let back = temp_dir("rclone-back");
+    write_tree(&src);
+    rclone(&node, &["mkdir", "kal:rcl"]);
+    rclone(&node, &["copy", src.to_str().unwrap(), "kal:rcl"]);
+    rclone(&node, &["check", src.to_str().unwrap(), "kal:rcl"]);
+    rclone(&node, &["copy", "kal:rcl", back.to_str().unwrap()]);
+    rclone(&node, &["check", src.to_str().unwrap(), back.to_str().unwrap()]);
+    // Server-side copy between buckets.
+    rclone(&node, &["mkdir", "kal:rcl2"]);
+    rclone(&node, &["copy", "kal:rcl", "kal:rcl2"]);
+    rclone(&node, &["check", "kal:rcl", "kal:rcl2"]);
+    let _ = std::fs::remove_dir_all(&src);
+    let _ = std::fs::remove_dir_all(&back);
+}
+
+#[test]
+fn rclone_s3_versions_copies_every_version_out() {
+    let node = Node::start("rclone-versions", &[]);
+    let rt = rt();
+    let c = sdk(&node.endpoint());
+    let mut bodies = Vec::new();
+    rt.block_on(async {
+        c.create_bucket().bucket("hist").send().await.unwrap();
+        let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        c.put_bucket_versioning().bucket("hist").versioning_configuration(conf).send().await.unwrap();
+        for i in 0..3u64 {
+            let b = bytes(100 + i, 5000 + i as usize);
+            c.put_object().bucket("hist").key("doc.txt").body(ByteStream::from(b.clone())).send().await.unwrap();
+            bodies.push(b);
+            // rclone names versions by their timestamp (second resolution).
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        c.put_object().bucket("hist").key("other.txt").body(ByteStream::from_static(b"other")).send().await.unwrap();
+        c.delete_object().bucket("hist").key("other.txt").send().await.unwrap();
+    });
+    let out = temp_dir("rclone-versions-out");
+    rclone(&node, &["copy", "--s3-versions", "kal:hist", out.to_str().unwrap()]);
+    let mut found: Vec<Vec<u8>> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("doc"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    found.sort();
+    bodies.sort();
+    assert_eq!(found, bodies, "every version of doc.txt comes out");
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.starts_with("other")), "a deleted key's old version is copied too: {names:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
