@@ -3,6 +3,8 @@
 
 /// SigV4 (header, presigned, streaming, trailers) and SigV2.
 pub mod auth;
+/// `kaligon bench`: an S3 load generator for any endpoint.
+pub mod bench;
 /// Every knob and limit.
 pub mod config;
 /// Shards, segments, index, checkpoints and recovery.

@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Run the node.
     Serve(ServeArgs),
+    /// Measure an S3 endpoint (this node or any other) with a load generator.
+    Bench(kaligon::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             Config::load(&args).map_err(|e| e.to_string()).and_then(|c| kaligon::serve(c).map_err(|e| e.to_string()))
         }
+        Command::Bench(args) => kaligon::bench::run(args).map_err(|e| format!("bench: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

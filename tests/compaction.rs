@@ -23,7 +23,7 @@ fn overwrites_are_reclaimed_and_reads_stay_correct() {
     let rt = rt();
     let c = sdk(&node.endpoint());
     let keys = 24u64;
-    let size = |seed: u64| 100_000 + (seed % 7) as usize * 20_000 + if seed % 5 == 0 { 1 << 20 } else { 0 };
+    let size = |seed: u64| 100_000 + (seed % 7) as usize * 20_000 + if seed.is_multiple_of(5) { 1 << 20 } else { 0 };
     let mut last: HashMap<u64, u64> = HashMap::new();
     rt.block_on(c.create_bucket().bucket("ovw").send()).unwrap();
     // Four writers, each owning a slice of the keys, overwrite for ~300 MB.

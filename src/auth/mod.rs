@@ -15,6 +15,7 @@ mod chunk;
 pub mod date;
 mod error;
 mod presign;
+pub mod sign;
 mod signing;
 mod sigv2;
 mod sigv4;

@@ -56,6 +56,9 @@ impl ListEntry {
     }
 }
 
+/// Where an index scan stopped: (bucket, last key looked at).
+pub type ScanCursor = (String, Vec<u8>);
+
 /// What ListObjectVersions asks one shard for: entries after
 /// (`key_marker`, `version_marker`) in (key ascending, newest first) order.
 #[derive(Clone, Debug, Default)]
@@ -196,9 +199,9 @@ impl Index {
     pub fn versions_in_segment(
         &self,
         segment: SegmentId,
-        cursor: Option<(String, Vec<u8>)>,
+        cursor: Option<ScanCursor>,
         limit: usize,
-    ) -> (Vec<(String, String, VersionId)>, Option<(String, Vec<u8>)>) {
+    ) -> (Vec<(String, String, VersionId)>, Option<ScanCursor>) {
         let mut buckets: Vec<&String> = self.keys.keys().collect();
         buckets.sort();
         let mut out = Vec::new();
