@@ -106,3 +106,67 @@ fn overwrites_are_reclaimed_and_reads_stay_correct() {
         }
     });
 }
+
+/// A GET that stalls while the compactor moves its object and deletes the
+/// segments holding it still delivers every byte: the reader keeps the file
+/// it is reading open and follows the version to its new extents for the
+/// segments it had not opened yet.
+#[test]
+fn a_stalled_read_survives_its_segments_being_reclaimed() {
+    let seg = 16u64 << 20;
+    let seg_arg = seg.to_string();
+    let node = Node::start(
+        "compact-stall",
+        &["--shards", "1", "--segment-bytes", &seg_arg, "--checkpoint-interval-ms", "200"],
+    );
+    let rt = rt();
+    let creds = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(node.endpoint())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .stalled_stream_protection(aws_sdk_s3::config::StalledStreamProtectionConfig::disabled())
+        .build();
+    let c = aws_sdk_s3::Client::from_conf(conf);
+    // `big` fills the first segment and spills into the second; `junk` and
+    // `tail` fill the second, so deleting `junk` leaves it mostly dead and
+    // the compactor moves `big`'s second extent out of it.
+    let big = bytes(1, 18 << 20);
+    let segs_before = rt.block_on(async {
+        c.create_bucket().bucket("stall").send().await.unwrap();
+        for (key, body) in [("big", big.clone()), ("junk", bytes(2, 12 << 20)), ("tail", bytes(3, 4 << 20))] {
+            c.put_object().bucket("stall").key(key).body(ByteStream::from(body)).send().await.unwrap();
+        }
+        files_under(&node.data_dir(), "seg-")
+    });
+    let (first, rest) = rt.block_on(async {
+        let mut o = c.get_object().bucket("stall").key("big").send().await.unwrap();
+        let first = o.body.next().await.unwrap().unwrap();
+        (first, o.body)
+    });
+    rt.block_on(c.delete_object().bucket("stall").key("junk").send()).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let gone = loop {
+        let now = files_under(&node.data_dir(), "seg-");
+        let deleted: Vec<_> = segs_before.iter().filter(|p| !now.contains(p)).collect();
+        if !deleted.is_empty() {
+            // Let every core drop its handle to the deleted file.
+            std::thread::sleep(Duration::from_millis(500));
+            break deleted.len();
+        }
+        assert!(Instant::now() < until, "no segment was reclaimed after deleting junk");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut got = first.to_vec();
+    got.extend_from_slice(&rt.block_on(rest.collect()).unwrap().into_bytes());
+    assert_eq!(got.len(), big.len(), "{gone} segment(s) reclaimed during the read");
+    assert!(got == big, "the stalled read returned different bytes");
+    // And a fresh read sees the moved bytes.
+    let again = rt.block_on(async {
+        c.get_object().bucket("stall").key("big").send().await.unwrap().body.collect().await.unwrap().into_bytes()
+    });
+    assert!(again.as_ref() == big.as_slice());
+}

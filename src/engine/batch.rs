@@ -35,9 +35,11 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new(at: (SegmentId, u64), remaining: u64) -> Self {
-        let limit = (remaining as usize).min(BATCH_BYTES_MAX);
-        Self { buf: AlignedBuf::new(BATCH_BYTES_MAX), used: 0, limit, at }
+    /// A buffer for about `want` bytes of records (never more than fits in
+    /// the segment or `BATCH_BYTES_MAX`): small groups stay small.
+    pub fn new(at: (SegmentId, u64), remaining: u64, want: usize) -> Self {
+        let limit = (remaining as usize).min(BATCH_BYTES_MAX).min(want.max(4096));
+        Self { buf: AlignedBuf::new(limit), used: 0, limit, at }
     }
 
     /// Reserves room for a record of `payload` bytes: (segment, offset in

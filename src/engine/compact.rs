@@ -103,7 +103,7 @@ async fn read_moved(shared: Rc<Shared>, owner: super::types::ShardId, victim: Se
             out.push(None);
             continue;
         }
-        let mut reader = ObjectReader::new(shared.clone(), owner, vec![*e], 0, e.len);
+        let mut reader = ObjectReader::new(shared.clone(), owner, &[*e], 0, e.len, None);
         let mut chunks = Vec::new();
         while let Some(piece) = reader.next().await {
             let (buf, range) = match piece {

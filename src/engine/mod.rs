@@ -87,9 +87,24 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// A buffer with room for one full data record.
+    /// A buffer with room for one full data record (from the pool).
     pub fn buffer() -> AlignedBuf {
-        AlignedBuf::new(CHUNK_STRIDE_BYTES as usize)
+        AlignedBuf::pooled()
+    }
+
+    /// A buffer for an object known to hold `len` bytes in total: small
+    /// objects get a small buffer instead of a pooled megabyte.
+    pub fn buffer_for(len: Option<u64>) -> AlignedBuf {
+        match len {
+            // One spare byte: a body longer than declared fills it and is refused.
+            Some(n) if n < CHUNK_STRIDE_BYTES / 4 => AlignedBuf::new(RECORD_HEADER_BYTES + n as usize + 1),
+            _ => AlignedBuf::pooled(),
+        }
+    }
+
+    /// Payload bytes this chunk's buffer can hold.
+    pub fn room(buf: &AlignedBuf) -> usize {
+        (buf.capacity() - RECORD_HEADER_BYTES).min(segment::format::CHUNK_PAYLOAD_BYTES as usize)
     }
 
     /// Where payload bytes go in a chunk buffer.
@@ -489,7 +504,14 @@ impl Engine {
 
     /// Streams bytes `[start, end)` of a version stored by the key's owner.
     pub fn read(&self, bucket: &str, key: &str, version: &Version, start: u64, end: u64) -> ObjectReader {
-        ObjectReader::new(self.shared.clone(), self.owner(bucket, key), version.extents.to_vec(), start, end)
+        let origin = read::Origin {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            id: version.id,
+            etag: version.etag,
+            size: version.size,
+        };
+        ObjectReader::new(self.shared.clone(), self.owner(bucket, key), &version.extents, start, end, Some(origin))
     }
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, Error> {

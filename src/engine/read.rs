@@ -12,9 +12,28 @@ use compio::io::AsyncReadAt;
 use super::segment::format::{
     CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind, payload_hash,
 };
-use super::types::{Extent, ShardId};
-use super::{Error, Shared};
-use crate::runtime::buf::{ALIGN, AlignedBuf, align_down, align_up};
+use super::types::{ETag, Extent, SegmentId, ShardId, VersionId};
+use super::{Error, Request, Shared};
+use crate::runtime::buf::{AlignedBuf, align_down, align_up};
+
+/// Records up to this size are read into a buffer of their own size; larger
+/// ones use a pooled megabyte buffer.
+const SMALL_READ_BYTES: usize = 64 << 10;
+
+/// How many times one read follows its version to new extents after the
+/// compactor moved it and deleted the old segment.
+const RELOOKUPS_MAX: u32 = 4;
+
+/// The version a reader streams, so it can look the version up again when
+/// the compactor moved its bytes (same id and ETag: the same bytes) and
+/// deleted the segment before this reader opened it.
+pub(super) struct Origin {
+    pub bucket: String,
+    pub key: String,
+    pub id: VersionId,
+    pub etag: ETag,
+    pub size: u64,
+}
 
 /// Yields the bytes `[start, end)` of an object as (buffer, range) pairs.
 pub struct ObjectReader {
@@ -25,45 +44,111 @@ pub struct ObjectReader {
     start: u64,
     end: u64,
     spare: Option<AlignedBuf>,
+    /// The segment file last read, held so a deletion cannot pull it away
+    /// between the records of one extent.
+    file: Option<(SegmentId, compio::fs::File)>,
+    origin: Option<Origin>,
+    relookups: u32,
 }
 
 impl ObjectReader {
-    pub(super) fn new(shared: Rc<Shared>, owner: ShardId, extents: Vec<Extent>, start: u64, end: u64) -> Self {
-        let mut records = Vec::new();
-        let mut at = 0u64;
-        for e in extents {
-            let n = e.len.div_ceil(CHUNK_PAYLOAD_BYTES).max(1);
-            for i in 0..n {
-                let len = (e.len - i * CHUNK_PAYLOAD_BYTES).min(CHUNK_PAYLOAD_BYTES);
-                let offset = e.offset + i * CHUNK_STRIDE_BYTES;
-                if at + len > start && at < end {
-                    records.push((Extent { segment: e.segment, offset, len }, at));
-                }
-                at += len;
-            }
+    pub(super) fn new(
+        shared: Rc<Shared>,
+        owner: ShardId,
+        extents: &[Extent],
+        start: u64,
+        end: u64,
+        origin: Option<Origin>,
+    ) -> Self {
+        Self {
+            shared,
+            owner,
+            records: records_of(extents, start, end).into_iter(),
+            start,
+            end,
+            spare: None,
+            file: None,
+            origin,
+            relookups: 0,
         }
-        Self { shared, owner, records: records.into_iter(), start, end, spare: None }
     }
 
     /// Returns a buffer for reuse by the next read.
     pub fn give_back(&mut self, buf: AlignedBuf) {
-        self.spare = Some(buf);
+        if let Some(old) = self.spare.replace(buf) {
+            old.recycle();
+        }
+    }
+
+    /// Hands the spare buffer back to the pool.
+    pub fn finish(mut self) {
+        if let Some(b) = self.spare.take() {
+            b.recycle();
+        }
     }
 
     /// The next piece: a buffer and the range of it to send.
     pub async fn next(&mut self) -> Option<Result<(AlignedBuf, Range<usize>), Error>> {
-        let (rec, obj_at) = self.records.next()?;
-        let buf = self.spare.take().unwrap_or_else(|| AlignedBuf::new(CHUNK_STRIDE_BYTES as usize + ALIGN));
-        Some(self.read_record(rec, obj_at, buf).await)
+        loop {
+            let (rec, obj_at) = self.records.next()?;
+            let want = (align_up(rec.offset + RECORD_HEADER_BYTES as u64 + rec.len) - align_down(rec.offset)) as usize;
+            let buf = match self.spare.take() {
+                Some(b) if b.capacity() >= want => b,
+                _ if want <= SMALL_READ_BYTES => AlignedBuf::new(want),
+                _ => AlignedBuf::pooled(),
+            };
+            let file = match &self.file {
+                Some((id, f)) if *id == rec.segment => f.clone(),
+                _ => match self.shared.reader(self.owner, rec.segment) {
+                    Ok(f) => {
+                        self.file = Some((rec.segment, f.clone()));
+                        f
+                    }
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.spare = Some(buf);
+                        match self.follow_move(obj_at).await {
+                            Ok(()) => continue,
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            return Some(self.read_record(&file, rec, obj_at, buf).await);
+        }
+    }
+
+    /// The segment holding the next record is gone: the compactor moved the
+    /// version. Looks it up again and goes on from `obj_at`, where the bytes
+    /// handed out so far end.
+    async fn follow_move(&mut self, obj_at: u64) -> Result<(), Error> {
+        let gone = || Error::Corrupt("the object's segment was deleted while it was read".into());
+        let Some(o) = &self.origin else { return Err(gone()) };
+        if self.relookups >= RELOOKUPS_MAX {
+            return Err(gone());
+        }
+        self.relookups += 1;
+        tracing::debug!(bucket = %o.bucket, key = %o.key, at = obj_at, "segment deleted under a read; following the moved version");
+        let (tx, rx) = flume::bounded(1);
+        let msg = Request::Get { bucket: o.bucket.clone(), key: o.key.clone(), version: Some(o.id), reply: tx };
+        self.shared.mesh[self.owner.0 as usize].send_async(msg).await.map_err(|_| Error::ShuttingDown)?;
+        let v = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
+        if v.etag != o.etag || v.size != o.size || v.delete_marker {
+            return Err(gone());
+        }
+        self.start = self.start.max(obj_at);
+        self.records = records_of(&v.extents, self.start, self.end).into_iter();
+        self.file = None;
+        Ok(())
     }
 
     async fn read_record(
         &self,
+        file: &compio::fs::File,
         rec: Extent,
         obj_at: u64,
         mut buf: AlignedBuf,
     ) -> Result<(AlignedBuf, Range<usize>), Error> {
-        let file = self.shared.reader(self.owner, rec.segment)?;
         let from = align_down(rec.offset);
         let to = align_up(rec.offset + RECORD_HEADER_BYTES as u64 + rec.len);
         let want = (to - from) as usize;
@@ -97,6 +182,25 @@ impl ObjectReader {
         let take = (self.end - obj_at).min(rec.len);
         Ok((buf, p + skip as usize..p + take as usize))
     }
+}
+
+/// The records of `extents` that hold bytes of `[start, end)`, each with the
+/// object offset of its first byte.
+fn records_of(extents: &[Extent], start: u64, end: u64) -> Vec<(Extent, u64)> {
+    let mut records = Vec::new();
+    let mut at = 0u64;
+    for e in extents {
+        let n = e.len.div_ceil(CHUNK_PAYLOAD_BYTES).max(1);
+        for i in 0..n {
+            let len = (e.len - i * CHUNK_PAYLOAD_BYTES).min(CHUNK_PAYLOAD_BYTES);
+            let offset = e.offset + i * CHUNK_STRIDE_BYTES;
+            if at + len > start && at < end {
+                records.push((Extent { segment: e.segment, offset, len }, at));
+            }
+            at += len;
+        }
+    }
+    records
 }
 
 /// The part `[from, to)` of `buf` as a read target; the buffer's length is

@@ -391,8 +391,9 @@ impl Shard {
         self.writes.push(Box::pin(async move {
             let BufResult(r, buf) = (&file).write_at(buf, alloc.offset).await;
             let r = check_full_write(r, buf.len());
-            if let Some(slot) = slot {
-                *slot.borrow_mut() = Some((extent, buf));
+            match slot {
+                Some(slot) => *slot.borrow_mut() = Some((extent, buf)),
+                None => buf.recycle(),
             }
             (ticket, r, then)
         }));
@@ -487,7 +488,8 @@ impl Shard {
             }
             Err(e) => self.poison(&e),
         }
-        let mut batch = Batch::new(self.log.position(), self.log.remaining());
+        let want: usize = self.queue.iter().map(estimate).sum();
+        let mut batch = Batch::new(self.log.position(), self.log.remaining(), want);
         let mut touched: HashSet<(String, String)> = HashSet::new();
         let mut deferred = VecDeque::new();
         let mut done = Vec::new();
@@ -614,6 +616,7 @@ impl Shard {
         }
         if let Some(tail) = tail {
             push_extent(&mut extents, batch.push_data(&mut self.log, &tail));
+            tail.buf.recycle();
         }
         let id = match versioning {
             Versioning::Enabled => VersionId::generate(now_nanos()),

@@ -92,6 +92,40 @@ impl AlignedBuf {
     }
 }
 
+/// Capacity of the buffers kept in the per-thread pool: one full data
+/// record plus one block of slack for an unaligned start when reading.
+pub const POOLED_BYTES: usize = (1 << 20) + 2 * ALIGN;
+/// Pooled buffers kept per thread.
+const POOL_BUFFERS_MAX: usize = 32;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<AlignedBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl AlignedBuf {
+    /// A `POOLED_BYTES` buffer from this thread's pool, or a new one.
+    /// Allocating and zeroing a megabyte per request costs page faults and
+    /// memset on the hot path; pooled buffers are reused as they are (their
+    /// users write every byte they later read or send).
+    pub fn pooled() -> Self {
+        POOL.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| AlignedBuf::new(POOLED_BYTES))
+    }
+
+    /// Returns a buffer to this thread's pool (other sizes are dropped).
+    pub fn recycle(mut self) {
+        if self.cap != POOLED_BYTES {
+            return;
+        }
+        self.len = 0;
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_BUFFERS_MAX {
+                p.push(self);
+            }
+        });
+    }
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         let layout = Layout::from_size_align(self.cap, ALIGN).expect("buffer layout");

@@ -291,10 +291,14 @@ async fn write_response(
             }
             let mut next = reader.next().await;
             while let Some(piece) = next {
-                let Ok((buf, range)) = piece else {
-                    // Damaged or unreadable data: cut the response short so the
-                    // client sees a failed transfer, never wrong bytes.
-                    return false;
+                let (buf, range) = match piece {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Damaged or unreadable data: cut the response short so
+                        // the client sees a failed transfer, never wrong bytes.
+                        tracing::warn!(error = %e, "cutting an object response short");
+                        return false;
+                    }
                 };
                 let (w, n) = futures_util::future::join(conn.write_range(buf, range), reader.next()).await;
                 let (w, buf) = w;
@@ -304,6 +308,7 @@ async fn write_response(
                 reader.give_back(buf);
                 next = n;
             }
+            reader.finish();
             true
         }
         _ => conn.write_all(out).await.is_ok(),

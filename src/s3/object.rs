@@ -185,11 +185,11 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     };
     let engine = req.ctx.engine.clone();
     let mut stream = engine.put(req.bucket(), req.key());
-    let mut buf = Chunk::buffer();
+    let mut buf = Chunk::buffer_for(declared);
     let mut size = 0u64;
-    let chunk = CHUNK_PAYLOAD_BYTES as usize;
     let at = Chunk::PAYLOAD_AT;
     let tail = loop {
+        let chunk = Chunk::room(&buf);
         let mut len = 0usize;
         while len < chunk {
             let (r, b) = source.fill(req, conn, buf, at + len, chunk - len).await;
@@ -204,11 +204,19 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
         if size > req.ctx.config.put_bytes_max {
             return Err(S3ErrorCode::EntityTooLarge.into());
         }
+        if len == chunk && chunk < CHUNK_PAYLOAD_BYTES as usize {
+            // The right-sized buffer overflowed: more bytes than declared.
+            return Err(S3ErrorCode::IncompleteBody.into());
+        }
         let payload = &buf.full_mut()[at..at + len];
         digests.update(payload);
         let hash = crate::engine::segment::format::payload_hash(payload);
         if len < chunk {
-            break (len > 0).then_some(Chunk { buf, len, hash });
+            if len == 0 {
+                buf.recycle();
+                break None;
+            }
+            break Some(Chunk { buf, len, hash });
         }
         buf = stream.write(Chunk { buf, len, hash }).await?;
     };
