@@ -54,6 +54,12 @@ pub struct Config {
     pub delete_objects_keys_max: usize,
     pub list_keys_max: usize,
     pub clock_skew_max_s: i64,
+    /// Smallest part a multipart upload may have, except its last.
+    pub part_bytes_min: u64,
+    pub part_bytes_max: u64,
+    pub parts_max: u32,
+    /// Largest object a multipart upload may make.
+    pub object_bytes_max: u64,
 }
 
 impl Default for Config {
@@ -83,6 +89,10 @@ impl Default for Config {
             delete_objects_keys_max: 1000,
             list_keys_max: 1000,
             clock_skew_max_s: 15 * 60,
+            part_bytes_min: 5 << 20,
+            part_bytes_max: 5 << 30,
+            parts_max: 10_000,
+            object_bytes_max: 5 << 40,
         }
     }
 }

@@ -83,10 +83,13 @@ impl Reclaim {
 
     /// Adjusts live bytes for an applied change.
     pub fn account(&mut self, op: &MetaOp, freed: &[Extent]) {
-        if let MetaOp::PutVersion { version, .. } = op {
-            for e in version.extents.iter() {
-                *self.live.entry(e.segment).or_default() += e.len;
-            }
+        let added: &[Extent] = match op {
+            MetaOp::PutVersion { version, .. } | MetaOp::CompleteUpload { version, .. } => &version.extents,
+            MetaOp::PutPart { part, .. } => &part.extents,
+            _ => &[],
+        };
+        for e in added {
+            *self.live.entry(e.segment).or_default() += e.len;
         }
         for e in freed {
             let v = self.live.entry(e.segment).or_default();
@@ -133,10 +136,14 @@ impl Shard {
         let usable = (self.log.segment_bytes() - super::segment::format::SEGMENT_HEADER_BYTES) as f64;
         let threshold = self.shared.config.compaction_live_ratio;
         let due: HashSet<SegmentId> = self.reclaim.reclaimable.iter().copied().collect();
+        // Parts of uploads in progress are not moved; their segments wait.
+        let parts = self.index.segments_with_parts();
         let victim = self
             .log
             .segments()
-            .filter(|s| *s != current && !due.contains(s) && !self.reclaim.quarantined.contains(s))
+            .filter(|s| {
+                *s != current && !due.contains(s) && !self.reclaim.quarantined.contains(s) && !parts.contains(s)
+            })
             .map(|s| (s, self.reclaim.live.get(&s).copied().unwrap_or(0)))
             .filter(|(_, live)| (*live as f64) < usable * threshold)
             // With the disk full, only segments needing no copy can help.

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use compio::fs::File;
 
 pub use index::map::{ListEntry, ListQuery, ObjectSummary, VersionEntry, VersionSummary, VersionsQuery};
+pub use index::uploads::{UploadEntry, UploadSummary, UploadsQuery};
 pub use read::ObjectReader;
 use segment::format::{CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind};
 pub use types::*;
@@ -71,6 +72,12 @@ pub enum Error {
     Retry(String),
     #[error("the disk is full: no room for a new segment; delete data or add capacity")]
     DiskFull,
+    #[error("the multipart upload does not exist")]
+    NoSuchUpload,
+    #[error("a part named in the completion is missing or changed")]
+    InvalidPart,
+    #[error("the upload is too fragmented to complete: {0}")]
+    TooFragmented(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -131,6 +138,26 @@ pub struct Commit {
     pub meta: ObjectMeta,
     pub condition: Condition,
     pub now_ms: i64,
+    pub target: Target,
+}
+
+/// What a commit makes of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A new version of the key.
+    Object,
+    /// Part `number` of an upload (replacing an earlier one).
+    Part { upload: UploadId, number: u32 },
+    /// A new version made of the named parts of an upload, each given with
+    /// the MD5 and size the completion was computed from (checked again
+    /// here, so a part replaced meanwhile fails the completion).
+    Complete { upload: UploadId, parts: Vec<(u32, [u8; 16], u64)> },
+}
+
+/// CreateMultipartUpload and AbortMultipartUpload.
+pub enum UploadChange {
+    Create(Box<Upload>),
+    Abort(UploadId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -218,6 +245,23 @@ pub enum Request {
     OwnedBucket {
         name: String,
         reply: Reply<Option<BucketState>>,
+    },
+    Upload {
+        bucket: String,
+        key: String,
+        change: UploadChange,
+        reply: Reply<()>,
+    },
+    GetUpload {
+        bucket: String,
+        key: String,
+        id: UploadId,
+        reply: Reply<Upload>,
+    },
+    ListUploads {
+        bucket: String,
+        query: UploadsQuery,
+        reply: Reply<Vec<UploadEntry>>,
     },
     Stats(Reply<ShardStats>),
     /// A segment was deleted: drop cached read handles to it.
@@ -470,17 +514,7 @@ impl Engine {
     pub async fn list(&self, bucket: &str, query: ListQuery) -> Result<(Vec<ListEntry>, bool), Error> {
         let limit = query.limit;
         let ask = ListQuery { limit: limit + 1, ..query };
-        let mut waits = Vec::new();
-        for s in 0..self.shards() {
-            let (tx, rx) = flume::bounded(1);
-            let msg = Request::List { bucket: bucket.into(), query: ask.clone(), reply: tx };
-            self.shared.mesh[s as usize].send_async(msg).await.map_err(|_| Error::ShuttingDown)?;
-            waits.push(rx);
-        }
-        let mut pages = Vec::new();
-        for rx in waits {
-            pages.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
-        }
+        let pages = self.ask_all(|reply| Request::List { bucket: bucket.into(), query: ask.clone(), reply }).await?;
         Ok(index::map::merge_pages(pages, limit))
     }
 
@@ -488,18 +522,52 @@ impl Engine {
     pub async fn list_versions(&self, bucket: &str, query: VersionsQuery) -> Result<(Vec<VersionEntry>, bool), Error> {
         let limit = query.limit;
         let ask = VersionsQuery { limit: limit + 1, ..query };
+        let pages =
+            self.ask_all(|reply| Request::ListVersions { bucket: bucket.into(), query: ask.clone(), reply }).await?;
+        Ok(index::map::merge_version_pages(pages, limit))
+    }
+
+    /// Sends one request to every shard at once and collects the answers.
+    async fn ask_all<T>(&self, make: impl Fn(Reply<T>) -> Request) -> Result<Vec<T>, Error> {
         let mut waits = Vec::new();
         for s in 0..self.shards() {
             let (tx, rx) = flume::bounded(1);
-            let msg = Request::ListVersions { bucket: bucket.into(), query: ask.clone(), reply: tx };
-            self.shared.mesh[s as usize].send_async(msg).await.map_err(|_| Error::ShuttingDown)?;
+            self.shared.mesh[s as usize].send_async(make(tx)).await.map_err(|_| Error::ShuttingDown)?;
             waits.push(rx);
         }
-        let mut pages = Vec::new();
+        let mut answers = Vec::new();
         for rx in waits {
-            pages.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
+            answers.push(rx.recv_async().await.map_err(|_| Error::ShuttingDown)??);
         }
-        Ok(index::map::merge_version_pages(pages, limit))
+        Ok(answers)
+    }
+
+    /// Starts a multipart upload (its id is in `upload`).
+    pub async fn create_upload(&self, bucket: &str, key: &str, upload: Upload) -> Result<(), Error> {
+        let change = UploadChange::Create(Box::new(upload));
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.call(self.owner(bucket, key), |reply| Request::Upload { bucket: b, key: k, change, reply }).await
+    }
+
+    pub async fn abort_upload(&self, bucket: &str, key: &str, id: UploadId) -> Result<(), Error> {
+        let change = UploadChange::Abort(id);
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.call(self.owner(bucket, key), |reply| Request::Upload { bucket: b, key: k, change, reply }).await
+    }
+
+    /// An upload in progress with its parts.
+    pub async fn upload(&self, bucket: &str, key: &str, id: UploadId) -> Result<Upload, Error> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.call(self.owner(bucket, key), |reply| Request::GetUpload { bucket: b, key: k, id, reply }).await
+    }
+
+    /// One ListMultipartUploads page merged across shards.
+    pub async fn list_uploads(&self, bucket: &str, query: UploadsQuery) -> Result<(Vec<UploadEntry>, bool), Error> {
+        let limit = query.limit;
+        let ask = UploadsQuery { limit: limit + 1, ..query };
+        let pages =
+            self.ask_all(|reply| Request::ListUploads { bucket: bucket.into(), query: ask.clone(), reply }).await?;
+        Ok(index::uploads::merge_upload_pages(pages, limit))
     }
 
     /// Streams bytes `[start, end)` of a version stored by the key's owner.

@@ -7,18 +7,26 @@
 //! (`engine::codec`). Op codes are part of the format; never reuse one.
 
 use super::codec::{Dec, DecodeError, Enc};
-use super::types::{BucketState, Version, VersionId};
+use super::types::{BucketState, Part, Upload, UploadId, Version, VersionId};
 
 const OP_PUT_VERSION: u8 = 1;
 const OP_DELETE_VERSION: u8 = 2;
 const OP_PUT_BUCKET: u8 = 3;
 const OP_DELETE_BUCKET: u8 = 4;
+const OP_CREATE_UPLOAD: u8 = 5;
+const OP_PUT_PART: u8 = 6;
+const OP_ABORT_UPLOAD: u8 = 7;
+const OP_COMPLETE_UPLOAD: u8 = 8;
 
 const F_BUCKET: u8 = 1;
 const F_KEY: u8 = 2;
 const F_VERSION: u8 = 3;
 const F_VERSION_ID: u8 = 4;
 const F_STATE: u8 = 5;
+const F_UPLOAD: u8 = 6;
+const F_UPLOAD_ID: u8 = 7;
+const F_PART_NUMBER: u8 = 8;
+const F_PART: u8 = 9;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaOp {
@@ -31,6 +39,16 @@ pub enum MetaOp {
     PutBucket { name: String, state: BucketState },
     /// Removes an empty bucket.
     DeleteBucket { name: String },
+    /// Starts a multipart upload (no parts yet).
+    CreateUpload { bucket: String, key: String, upload: Box<Upload> },
+    /// Adds a part to an upload, replacing one with the same number.
+    PutPart { bucket: String, key: String, upload: UploadId, number: u32, part: Part },
+    /// Ends an upload without an object; its parts become dead.
+    AbortUpload { bucket: String, key: String, upload: UploadId },
+    /// Ends an upload with `version`, whose extents are those of the parts
+    /// it names (the other parts become dead). One record, so a crash leaves
+    /// either the upload or the object.
+    CompleteUpload { bucket: String, key: String, upload: UploadId, version: Version },
 }
 
 impl MetaOp {
@@ -62,6 +80,31 @@ impl MetaOp {
                     e.str(name);
                 });
             }
+            MetaOp::CreateUpload { bucket, key, upload } => {
+                e.u8(OP_CREATE_UPLOAD);
+                bucket_key(&mut e, bucket, key);
+                e.field(F_UPLOAD, |e| upload.encode_header(e));
+            }
+            MetaOp::PutPart { bucket, key, upload, number, part } => {
+                e.u8(OP_PUT_PART);
+                bucket_key(&mut e, bucket, key);
+                upload_id(&mut e, *upload);
+                e.field(F_PART_NUMBER, |e| {
+                    e.u32(*number);
+                });
+                e.field(F_PART, |e| part.encode(e));
+            }
+            MetaOp::AbortUpload { bucket, key, upload } => {
+                e.u8(OP_ABORT_UPLOAD);
+                bucket_key(&mut e, bucket, key);
+                upload_id(&mut e, *upload);
+            }
+            MetaOp::CompleteUpload { bucket, key, upload, version } => {
+                e.u8(OP_COMPLETE_UPLOAD);
+                bucket_key(&mut e, bucket, key);
+                upload_id(&mut e, *upload);
+                e.field(F_VERSION, |e| version.encode(e));
+            }
         }
         e.buf
     }
@@ -70,6 +113,7 @@ impl MetaOp {
         let mut d = Dec::new(b);
         let op = d.u8()?;
         let (mut bucket, mut key, mut version, mut id, mut state) = (None, None, None, None, None);
+        let (mut upload, mut upload_id, mut number, mut part) = (None, None, None, None);
         while !d.is_empty() {
             let (tag, mut f) = d.field()?;
             match tag {
@@ -78,6 +122,10 @@ impl MetaOp {
                 F_VERSION => version = Some(Version::decode(&mut f)?),
                 F_VERSION_ID => id = Some(VersionId(f.u128()?)),
                 F_STATE => state = Some(BucketState::decode(&mut f)?),
+                F_UPLOAD => upload = Some(Box::new(Upload::decode_header(&mut f)?)),
+                F_UPLOAD_ID => upload_id = Some(UploadId(f.u128()?)),
+                F_PART_NUMBER => number = Some(f.u32()?),
+                F_PART => part = Some(Part::decode(&mut f)?),
                 _ => {}
             }
         }
@@ -91,6 +139,25 @@ impl MetaOp {
             }
             OP_PUT_BUCKET => MetaOp::PutBucket { name: bucket, state: state.ok_or(DecodeError)? },
             OP_DELETE_BUCKET => MetaOp::DeleteBucket { name: bucket },
+            OP_CREATE_UPLOAD => {
+                MetaOp::CreateUpload { bucket, key: key.ok_or(DecodeError)?, upload: upload.ok_or(DecodeError)? }
+            }
+            OP_PUT_PART => MetaOp::PutPart {
+                bucket,
+                key: key.ok_or(DecodeError)?,
+                upload: upload_id.ok_or(DecodeError)?,
+                number: number.ok_or(DecodeError)?,
+                part: part.ok_or(DecodeError)?,
+            },
+            OP_ABORT_UPLOAD => {
+                MetaOp::AbortUpload { bucket, key: key.ok_or(DecodeError)?, upload: upload_id.ok_or(DecodeError)? }
+            }
+            OP_COMPLETE_UPLOAD => MetaOp::CompleteUpload {
+                bucket,
+                key: key.ok_or(DecodeError)?,
+                upload: upload_id.ok_or(DecodeError)?,
+                version: version.ok_or(DecodeError)?,
+            },
             _ => return Err(DecodeError),
         })
     }
@@ -102,6 +169,12 @@ fn bucket_key(e: &mut Enc, bucket: &str, key: &str) {
     });
     e.field(F_KEY, |e| {
         e.str(key);
+    });
+}
+
+fn upload_id(e: &mut Enc, id: UploadId) {
+    e.field(F_UPLOAD_ID, |e| {
+        e.u128(id.0);
     });
 }
 
@@ -123,10 +196,36 @@ mod tests {
             meta: Default::default(),
         };
         let ops = [
-            MetaOp::PutVersion { bucket: "b".into(), key: "k/é".into(), version },
+            MetaOp::PutVersion { bucket: "b".into(), key: "k/é".into(), version: version.clone() },
             MetaOp::DeleteVersion { bucket: "b".into(), key: "k".into(), id: VersionId::NULL },
             MetaOp::PutBucket { name: "b".into(), state: BucketState::default() },
             MetaOp::DeleteBucket { name: "b".into() },
+            MetaOp::CreateUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload: Box::new(Upload {
+                    id: UploadId(9),
+                    initiated_ms: 1,
+                    initiator: "AK".into(),
+                    checksum: None,
+                    meta: Default::default(),
+                    parts: Default::default(),
+                }),
+            },
+            MetaOp::PutPart {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload: UploadId(9),
+                number: 3,
+                part: Part { size: 1, md5: [1; 16], mtime_ms: 2, checksum: None, extents: Box::new([]) },
+            },
+            MetaOp::AbortUpload { bucket: "b".into(), key: "k".into(), upload: UploadId(9) },
+            MetaOp::CompleteUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload: UploadId(9),
+                version: version.clone(),
+            },
         ];
         for op in ops {
             assert_eq!(MetaOp::decode(&op.encode()).unwrap(), op);

@@ -18,15 +18,15 @@ use compio::io::AsyncWriteAt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::{FutureExt, future::LocalBoxFuture};
 
-use super::batch::{Batch, push_extent};
+use super::batch::{BATCH_BYTES_MAX, Batch, push_extent};
 use super::index::map::Index;
 use super::record::MetaOp;
 use super::segment::format::{RECORD_HEADER_BYTES, packed_len};
 use super::segment::log::Log;
-use super::types::{BucketState, Extent, MetaBlob, Version, VersionId, Versioning};
+use super::types::{BucketState, Extent, MetaBlob, Part, Version, VersionId, Versioning};
 use super::{
     BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error, Reply, Request,
-    Shared, stamp_data_header,
+    Shared, Target, UploadChange, stamp_data_header,
 };
 use crate::config::Durability;
 use crate::runtime::buf::{AlignedBuf, align_up};
@@ -43,6 +43,7 @@ pub(super) enum Queued {
     Delete(DeleteReq, Reply<DeleteOutcome>),
     Bucket(String, BucketChange, Reply<()>),
     Relocate(Box<super::compact::Relocation>),
+    Upload(String, String, UploadChange, Reply<()>),
 }
 
 /// What to do once a group is durable.
@@ -51,6 +52,7 @@ pub(super) enum Done {
     Delete(Reply<DeleteOutcome>, DeleteOutcome),
     Bucket(Reply<()>, String, Option<BucketState>),
     Relocated,
+    Upload(Reply<()>),
 }
 
 /// A group whose writes are issued and whose sync is pending.
@@ -247,6 +249,26 @@ impl Shard {
                     let _ = reply.send(Err(e));
                     return;
                 }
+                // A completion's record size depends on its parts' extents:
+                // resolve them now so the group estimate is exact.
+                if let Target::Complete { upload, parts } = &c.target {
+                    let resolved = match self.index.upload(&c.bucket, &c.key, *upload) {
+                        None => Err(Error::NoSuchUpload),
+                        Some(u) => part_extents(u, parts),
+                    };
+                    match resolved {
+                        Ok(extents) => c.extents = extents,
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return;
+                        }
+                    }
+                    if commit_estimate(&c) > BATCH_BYTES_MAX {
+                        let why = format!("{} extents do not fit one completion record", c.extents.len());
+                        let _ = reply.send(Err(Error::TooFragmented(why)));
+                        return;
+                    }
+                }
                 // Tails too big to copy are written now, like any chunk.
                 if let Some(tail) = c.tail.take_if(|t| t.len > INLINE_DATA_BYTES_MAX) {
                     let len = tail.len;
@@ -275,6 +297,18 @@ impl Shard {
                     let _ = reply.send(Err(e));
                 }
             },
+            Request::Upload { bucket, key, change, reply } => match self.check_writable() {
+                Ok(()) => self.queue.push_back(Queued::Upload(bucket, key, change, reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::GetUpload { bucket, key, id, reply } => {
+                let _ = reply.send(self.index.upload(&bucket, &key, id).cloned().ok_or(Error::NoSuchUpload));
+            }
+            Request::ListUploads { bucket, query, reply } => {
+                let _ = reply.send(Ok(self.index.list_uploads(&bucket, &query)));
+            }
             Request::Get { bucket, key, version, reply } => {
                 let _ = reply.send(self.get(&bucket, &key, version));
             }
@@ -460,6 +494,9 @@ impl Shard {
                     let _ = reply.send(if failure.is_none() { Ok(o) } else { Err(err()) });
                 }
                 Done::Relocated => self.relocated(),
+                Done::Upload(reply) => {
+                    let _ = reply.send(if failure.is_none() { Ok(()) } else { Err(err()) });
+                }
                 Done::Bucket(reply, name, state) => {
                     if failure.is_some() {
                         let _ = reply.send(Err(err()));
@@ -496,7 +533,12 @@ impl Shard {
         let mut ops = Vec::new();
         while let Some(q) = self.queue.pop_front() {
             let id = match &q {
+                // Parts of one key may share a group: each only needs its upload.
+                Queued::Commit(c, _) if let Target::Part { upload, number } = &c.target => {
+                    (c.bucket.clone(), format!("{}\0{upload}\0{number}", c.key))
+                }
                 Queued::Commit(c, _) => (c.bucket.clone(), c.key.clone()),
+                Queued::Upload(b, k, _, _) => (b.clone(), k.clone()),
                 Queued::Delete(d, _) => (d.bucket.clone(), d.key.clone()),
                 Queued::Bucket(n, _, _) => (n.clone(), String::new()),
                 Queued::Relocate(r) => (r.bucket.clone(), r.key.clone()),
@@ -518,6 +560,7 @@ impl Shard {
                 }
                 Queued::Bucket(name, change, reply) => self.plan_bucket(name, change, reply),
                 Queued::Relocate(r) => self.plan_relocate(*r, &mut batch),
+                Queued::Upload(bucket, key, change, reply) => self.plan_upload(bucket, key, change, reply),
             };
             match planned {
                 Some((Some(op), d)) => {
@@ -578,7 +621,7 @@ impl Shard {
         batch: &mut Batch,
         reply: Reply<CommitOutcome>,
     ) -> Option<(Option<MetaOp>, Reply<CommitOutcome>, CommitOutcome)> {
-        let Commit { bucket, key, mut extents, tail, size, etag, meta, condition, now_ms } = c;
+        let Commit { bucket, key, mut extents, tail, size, etag, meta, condition, now_ms, target } = c;
         let refuse = |reply: Reply<CommitOutcome>, e| {
             let _ = reply.send(Err(e));
             None
@@ -591,22 +634,40 @@ impl Shard {
                 Some(b) => b.state.versioning,
             }
         };
-        let current = self.index.current(&bucket, &key).filter(|v| !v.delete_marker);
-        let verdict = match condition {
-            Condition::None => Ok(()),
-            Condition::IfNoneMatchStar if current.is_some() => Err(Error::PreconditionFailed),
-            Condition::IfNoneMatchStar => Ok(()),
-            Condition::IfMatch(want) => match current {
-                None => Err(Error::NoSuchKey),
-                Some(v) if !super::etag_matches(&want, &v.etag) => Err(Error::PreconditionFailed),
-                Some(_) => Ok(()),
-            },
+        let upload = match &target {
+            Target::Object => None,
+            Target::Part { upload, .. } | Target::Complete { upload, .. } => {
+                match self.index.upload(&bucket, &key, *upload) {
+                    Some(u) => Some(u),
+                    None => return refuse(reply, Error::NoSuchUpload),
+                }
+            }
         };
-        if let Err(e) = verdict {
-            return refuse(reply, e);
+        if !matches!(target, Target::Part { .. }) {
+            let current = self.index.current(&bucket, &key).filter(|v| !v.delete_marker);
+            let verdict = match condition {
+                Condition::None => Ok(()),
+                Condition::IfNoneMatchStar if current.is_some() => Err(Error::PreconditionFailed),
+                Condition::IfNoneMatchStar => Ok(()),
+                Condition::IfMatch(want) => match current {
+                    None => Err(Error::NoSuchKey),
+                    Some(v) if !super::etag_matches(&want, &v.etag) => Err(Error::PreconditionFailed),
+                    Some(_) => Ok(()),
+                },
+            };
+            if let Err(e) = verdict {
+                return refuse(reply, e);
+            }
+        }
+        // The completed object is the list of its parts' extents (no copy),
+        // resolved when the request arrived; a part replaced since fails it.
+        if let (Target::Complete { parts, .. }, Some(u)) = (&target, upload)
+            && part_extents(u, parts).ok() != Some(extents.clone())
+        {
+            return refuse(reply, Error::InvalidPart);
         }
         // With no room for a new segment, only metadata may use what is left.
-        if self.log.full && (tail.is_some() || !extents.is_empty()) {
+        if self.log.full && (tail.is_some() || (!extents.is_empty() && target == Target::Object)) {
             return refuse(reply, Error::DiskFull);
         }
         // An upload so slow that its first chunks sat in a segment compaction
@@ -617,6 +678,12 @@ impl Shard {
         if let Some(tail) = tail {
             push_extent(&mut extents, batch.push_data(&mut self.log, &tail));
             tail.buf.recycle();
+        }
+        let extents = extents.into_boxed_slice();
+        if let Target::Part { upload, number } = target {
+            let part = Part { size, md5: etag.md5, mtime_ms: now_ms, checksum: meta.checksum, extents };
+            let outcome = CommitOutcome { version_id: VersionId::NULL, versioned: false, mtime_ms: now_ms };
+            return Some((Some(MetaOp::PutPart { bucket, key, upload, number, part }), reply, outcome));
         }
         let id = match versioning {
             Versioning::Enabled => VersionId::generate(now_nanos()),
@@ -629,11 +696,42 @@ impl Shard {
             size,
             etag,
             delete_marker: false,
-            extents: extents.into_boxed_slice(),
+            extents,
             meta: MetaBlob::new(&meta),
         };
         let outcome = CommitOutcome { version_id: id, versioned: versioning == Versioning::Enabled, mtime_ms: now_ms };
-        Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))
+        let op = match target {
+            Target::Complete { upload, .. } => MetaOp::CompleteUpload { bucket, key, upload, version },
+            _ => MetaOp::PutVersion { bucket, key, version },
+        };
+        Some((Some(op), reply, outcome))
+    }
+
+    /// Checks CreateMultipartUpload (the bucket exists) and Abort (the
+    /// upload exists).
+    fn plan_upload(
+        &mut self,
+        bucket: String,
+        key: String,
+        change: UploadChange,
+        reply: Reply<()>,
+    ) -> Option<(Option<MetaOp>, Done)> {
+        let refuse = |e| {
+            let _ = reply.send(Err(e));
+            None
+        };
+        let op = match change {
+            UploadChange::Create(upload) => match self.buckets().borrow().get(&bucket) {
+                None => return refuse(Error::NoSuchBucket),
+                Some(b) if b.frozen => return refuse(Error::OperationAborted),
+                Some(_) => MetaOp::CreateUpload { bucket, key, upload },
+            },
+            UploadChange::Abort(id) => match self.index.upload(&bucket, &key, id) {
+                None => return refuse(Error::NoSuchUpload),
+                Some(_) => MetaOp::AbortUpload { bucket, key, upload: id },
+            },
+        };
+        Some((Some(op), Done::Upload(reply)))
     }
 
     /// Checks a bucket change against this shard's authoritative copy of
@@ -763,18 +861,46 @@ fn fail_queued(q: Queued, e: Error) {
         Queued::Delete(_, r) => drop(r.send(Err(e))),
         Queued::Bucket(_, _, r) => drop(r.send(Err(e))),
         Queued::Relocate(_) => {}
+        Queued::Upload(_, _, _, r) => drop(r.send(Err(e))),
     }
+}
+
+/// The extents of an upload's named parts, in order, each part checked to
+/// be the one (MD5 and size) the completion was computed from.
+fn part_extents(u: &super::types::Upload, parts: &[(u32, [u8; 16], u64)]) -> Result<Vec<Extent>, Error> {
+    let mut extents = Vec::new();
+    for (number, md5, len) in parts {
+        match u.parts.get(number) {
+            Some(p) if p.md5 == *md5 && p.size == *len => {
+                for e in p.extents.iter() {
+                    push_extent(&mut extents, *e);
+                }
+            }
+            _ => return Err(Error::InvalidPart),
+        }
+    }
+    Ok(extents)
+}
+
+const SLACK: usize = 1024;
+
+fn commit_estimate(c: &Commit) -> usize {
+    let data = c.tail.as_ref().map_or(0, |t| packed_len(t.len));
+    data + packed_len(c.bucket.len() + c.key.len() + c.meta.approx_encoded_len() + c.extents.len() * 40 + SLACK)
 }
 
 /// An upper bound of the bytes a queued change adds to a group.
 fn estimate(q: &Queued) -> usize {
-    const SLACK: usize = 1024;
     match q {
-        Queued::Commit(c, _) => {
-            let data = c.tail.as_ref().map_or(0, |t| packed_len(t.len));
-            data + packed_len(c.bucket.len() + c.key.len() + c.meta.approx_encoded_len() + c.extents.len() * 40 + SLACK)
-        }
+        Queued::Commit(c, _) => commit_estimate(c),
         Queued::Delete(d, _) => packed_len(d.bucket.len() + d.key.len() + SLACK),
+        Queued::Upload(b, k, c, _) => {
+            let meta = match c {
+                UploadChange::Create(u) => u.meta.len() + u.initiator.len(),
+                UploadChange::Abort(_) => 0,
+            };
+            packed_len(b.len() + k.len() + meta + SLACK)
+        }
         Queued::Bucket(n, c, _) => {
             let state = match c {
                 BucketChange::Create(s) | BucketChange::Update(s) => Some(s),

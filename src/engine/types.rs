@@ -53,6 +53,54 @@ impl fmt::Display for VersionId {
     }
 }
 
+/// A multipart upload id: time-ordered like a version id (so a key's
+/// uploads sort by initiation), printed as 32 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId(pub u128);
+
+impl UploadId {
+    pub fn generate(now_nanos: u64) -> Self {
+        UploadId(VersionId::generate(now_nanos).0)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        VersionId::parse(s).filter(|v| !v.is_null()).map(|v| UploadId(v.0))
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub mtime_ms: i64,
+    /// The part's own checksum (FULL_OBJECT form over the part's bytes).
+    pub checksum: Option<Checksum>,
+    pub extents: Box<[Extent]>,
+}
+
+/// A multipart upload in progress: what CreateMultipartUpload fixed, and
+/// the parts uploaded so far by part number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    pub id: UploadId,
+    pub initiated_ms: i64,
+    /// Access key of the user who started it.
+    pub initiator: String,
+    /// The checksum algorithm asked for, and whether the object's checksum
+    /// is FULL_OBJECT (true) or COMPOSITE (false).
+    pub checksum: Option<(ChecksumAlgo, bool)>,
+    /// Content headers, user metadata and storage class for the object.
+    pub meta: MetaBlob,
+    pub parts: std::collections::BTreeMap<u32, Part>,
+}
+
 /// A run of data records in the owning shard's log: the first record starts
 /// at `offset` in `segment`; `len` payload bytes follow in records of
 /// `CHUNK_PAYLOAD_BYTES` (the last shorter), each `CHUNK_STRIDE_BYTES` apart.
@@ -262,6 +310,10 @@ const F_CHECKSUM: u8 = 17;
 const F_TAG: u8 = 18;
 const F_STORAGE_CLASS: u8 = 19;
 const F_PART_SIZE: u8 = 20;
+const F_UPLOAD_ID: u8 = 21;
+const F_INITIATED: u8 = 22;
+const F_INITIATOR: u8 = 23;
+const F_UPLOAD_CHECKSUM: u8 = 24;
 const F_OWNER: u8 = 30;
 const F_CREATED: u8 = 31;
 const F_VERSIONING: u8 = 32;
@@ -287,11 +339,7 @@ impl Version {
         if self.delete_marker {
             e.field(F_DELETE_MARKER, |_| {});
         }
-        for x in self.extents.iter() {
-            e.field(F_EXTENT, |e| {
-                e.u64(x.segment.0).u64(x.offset).u64(x.len);
-            });
-        }
+        encode_extents(e, &self.extents);
         e.buf.extend_from_slice(&self.meta.0);
     }
 
@@ -320,7 +368,7 @@ impl Version {
                     v.etag.parts = f.u32()?;
                 }
                 F_DELETE_MARKER => v.delete_marker = true,
-                F_EXTENT => extents.push(Extent { segment: SegmentId(f.u64()?), offset: f.u64()?, len: f.u64()? }),
+                F_EXTENT => extents.push(decode_extent(&mut f)?),
                 _ => meta.decode_field(tag, &mut f)?,
             }
         }
@@ -328,6 +376,121 @@ impl Version {
         v.meta = MetaBlob::new(&meta);
         Ok(v)
     }
+}
+
+fn encode_extents(e: &mut Enc, extents: &[Extent]) {
+    for x in extents {
+        e.field(F_EXTENT, |e| {
+            e.u64(x.segment.0).u64(x.offset).u64(x.len);
+        });
+    }
+}
+
+fn decode_extent(f: &mut Dec) -> Result<Extent, DecodeError> {
+    Ok(Extent { segment: SegmentId(f.u64()?), offset: f.u64()?, len: f.u64()? })
+}
+
+impl Part {
+    pub fn encode(&self, e: &mut Enc) {
+        e.field(F_SIZE, |e| {
+            e.u64(self.size);
+        });
+        e.field(F_ETAG, |e| {
+            e.bytes(&self.md5).u32(0);
+        });
+        e.field(F_MTIME, |e| {
+            e.i64(self.mtime_ms);
+        });
+        encode_extents(e, &self.extents);
+        if let Some(c) = &self.checksum {
+            encode_checksum(e, c);
+        }
+    }
+
+    pub fn decode(d: &mut Dec) -> Result<Self, DecodeError> {
+        let mut p = Part { size: 0, md5: [0; 16], mtime_ms: 0, checksum: None, extents: Box::new([]) };
+        let mut extents = Vec::new();
+        while !d.is_empty() {
+            let (tag, mut f) = d.field()?;
+            match tag {
+                F_SIZE => p.size = f.u64()?,
+                F_ETAG => p.md5 = f.bytes()?.try_into().map_err(|_| DecodeError)?,
+                F_MTIME => p.mtime_ms = f.i64()?,
+                F_EXTENT => extents.push(decode_extent(&mut f)?),
+                F_CHECKSUM => p.checksum = Some(decode_checksum(&mut f)?),
+                _ => {}
+            }
+        }
+        p.extents = extents.into_boxed_slice();
+        Ok(p)
+    }
+}
+
+impl Upload {
+    /// Encodes what CreateMultipartUpload fixed (parts travel in their own
+    /// records).
+    pub fn encode_header(&self, e: &mut Enc) {
+        e.field(F_UPLOAD_ID, |e| {
+            e.u128(self.id.0);
+        });
+        e.field(F_INITIATED, |e| {
+            e.i64(self.initiated_ms);
+        });
+        e.field(F_INITIATOR, |e| {
+            e.str(&self.initiator);
+        });
+        if let Some((algo, full)) = self.checksum {
+            e.field(F_UPLOAD_CHECKSUM, |e| {
+                e.u8(algo as u8).u8(full as u8);
+            });
+        }
+        e.buf.extend_from_slice(&self.meta.0);
+    }
+
+    pub fn decode_header(d: &mut Dec) -> Result<Self, DecodeError> {
+        let mut u = Upload {
+            id: UploadId(0),
+            initiated_ms: 0,
+            initiator: String::new(),
+            checksum: None,
+            meta: MetaBlob::default(),
+            parts: Default::default(),
+        };
+        let mut meta = ObjectMeta::default();
+        while !d.is_empty() {
+            let (tag, mut f) = d.field()?;
+            match tag {
+                F_UPLOAD_ID => u.id = UploadId(f.u128()?),
+                F_INITIATED => u.initiated_ms = f.i64()?,
+                F_INITIATOR => u.initiator = f.string()?,
+                F_UPLOAD_CHECKSUM => {
+                    let algo = ChecksumAlgo::from_u8(f.u8()?).ok_or(DecodeError)?;
+                    u.checksum = Some((algo, f.u8()? != 0));
+                }
+                _ => meta.decode_field(tag, &mut f)?,
+            }
+        }
+        u.meta = MetaBlob::new(&meta);
+        Ok(u)
+    }
+
+    /// Log bytes held by the parts.
+    pub fn stored_bytes(&self) -> u64 {
+        self.parts.values().flat_map(|p| p.extents.iter()).map(|e| e.len).sum()
+    }
+}
+
+fn encode_checksum(e: &mut Enc, c: &Checksum) {
+    e.field(F_CHECKSUM, |e| {
+        e.u8(c.algo as u8).bytes(&c.value).u32(c.parts);
+    });
+}
+
+fn decode_checksum(f: &mut Dec) -> Result<Checksum, DecodeError> {
+    let algo = ChecksumAlgo::from_u8(f.u8()?).ok_or(DecodeError)?;
+    let value = f.bytes()?.to_vec();
+    let parts = f.u32()?;
+    Ok(Checksum { algo, value, parts })
 }
 
 impl ObjectMeta {
@@ -373,9 +536,7 @@ impl ObjectMeta {
             }
         }
         if let Some(c) = &self.checksum {
-            e.field(F_CHECKSUM, |e| {
-                e.u8(c.algo as u8).bytes(&c.value).u32(c.parts);
-            });
+            encode_checksum(e, c);
         }
         for size in &self.part_sizes {
             e.field(F_PART_SIZE, |e| {
@@ -402,10 +563,7 @@ impl ObjectMeta {
                 return Ok(());
             }
             F_CHECKSUM => {
-                let algo = ChecksumAlgo::from_u8(f.u8()?).ok_or(DecodeError)?;
-                let value = f.bytes()?.to_vec();
-                let parts = f.u32()?;
-                self.checksum = Some(Checksum { algo, value, parts });
+                self.checksum = Some(decode_checksum(f)?);
                 return Ok(());
             }
             F_PART_SIZE => {
@@ -491,6 +649,33 @@ mod tests {
         let mut e = Enc::new();
         v.encode(&mut e);
         assert_eq!(Version::decode(&mut Dec::new(&e.buf)).unwrap(), v);
+    }
+
+    #[test]
+    fn upload_and_part_round_trip() {
+        let u = Upload {
+            id: UploadId::generate(5),
+            initiated_ms: 77,
+            initiator: "AK".into(),
+            checksum: Some((ChecksumAlgo::Crc64Nvme, true)),
+            meta: MetaBlob::new(&ObjectMeta { content_type: Some("a/b".into()), ..Default::default() }),
+            parts: Default::default(),
+        };
+        let mut e = Enc::new();
+        u.encode_header(&mut e);
+        assert_eq!(Upload::decode_header(&mut Dec::new(&e.buf)).unwrap(), u);
+        let p = Part {
+            size: 9,
+            md5: [3; 16],
+            mtime_ms: 4,
+            checksum: Some(Checksum { algo: ChecksumAlgo::Crc32, value: vec![1, 2, 3, 4], parts: 0 }),
+            extents: vec![Extent { segment: SegmentId(1), offset: 4096, len: 9 }].into(),
+        };
+        let mut e = Enc::new();
+        p.encode(&mut e);
+        assert_eq!(Part::decode(&mut Dec::new(&e.buf)).unwrap(), p);
+        assert_eq!(UploadId::parse(&u.id.to_string()), Some(u.id));
+        assert_eq!(UploadId::parse("null"), None);
     }
 
     #[test]

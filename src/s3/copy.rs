@@ -10,7 +10,7 @@ use super::object::{check_key, invalid, object_meta, write_condition};
 use super::xml::{Xml, iso8601};
 use super::{Req, now_ms};
 use crate::engine::segment::format::CHUNK_PAYLOAD_BYTES;
-use crate::engine::types::{ChecksumAlgo, ETag, Version, VersionId};
+use crate::engine::types::{Checksum, ChecksumAlgo, ETag, Version, VersionId};
 use crate::engine::{Chunk, Commit};
 use crate::http::response::Response;
 
@@ -62,23 +62,105 @@ fn check_source_conditions(req: &Req<'_>, v: &Version) -> Result<(), S3Error> {
     Ok(())
 }
 
-pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
-    check_key(req)?;
-    let engine = req.ctx.engine.clone();
-    let dest = engine.bucket(req.bucket()).ok_or(S3ErrorCode::NoSuchBucket)?;
+/// Bytes copied from a source version into a destination stream.
+pub(super) struct Copied {
+    pub tail: Option<Chunk>,
+    pub md5: [u8; 16],
+    pub checksum: Option<Checksum>,
+}
+
+/// Streams bytes `[start, end)` of a source version into `stream` in full
+/// chunks (the last one returned as the tail), recomputing MD5 and, when
+/// `algo` is given, that checksum.
+pub(super) async fn copy_bytes(
+    engine: &crate::engine::Engine,
+    (bucket, key, v): (&str, &str, &Version),
+    start: u64,
+    end: u64,
+    stream: &mut crate::engine::PutStream,
+    algo: Option<ChecksumAlgo>,
+) -> Result<Copied, S3Error> {
+    let mut reader = engine.read(bucket, key, v, start, end);
+    let mut md5 = Md5::new();
+    let mut hasher = algo.map(Hasher::new);
+    let mut out = Chunk::buffer();
+    let mut fill = 0usize;
+    let chunk = CHUNK_PAYLOAD_BYTES as usize;
+    let mut digest = |out: &crate::runtime::buf::AlignedBuf, len: usize| {
+        let payload = &out.full()[Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + len];
+        md5.update(payload);
+        if let Some(h) = hasher.as_mut() {
+            h.update(payload);
+        }
+        crate::engine::segment::format::payload_hash(payload)
+    };
+    while let Some(piece) = reader.next().await {
+        let (buf, range) = piece?;
+        let mut data = &buf.full()[range];
+        while !data.is_empty() {
+            let n = data.len().min(chunk - fill);
+            out.full_mut()[Chunk::PAYLOAD_AT + fill..Chunk::PAYLOAD_AT + fill + n].copy_from_slice(&data[..n]);
+            fill += n;
+            data = &data[n..];
+            if fill == chunk {
+                let hash = digest(&out, chunk);
+                out = stream.write(Chunk { buf: out, len: chunk, hash }).await?;
+                fill = 0;
+            }
+        }
+        reader.give_back(buf);
+    }
+    reader.finish();
+    let hash = digest(&out, fill);
+    let tail = if fill > 0 {
+        Some(Chunk { buf: out, len: fill, hash })
+    } else {
+        out.recycle();
+        None
+    };
+    let checksum = match (algo, hasher) {
+        (Some(a), Some(h)) => Some(Checksum { algo: a, value: h.finish(), parts: 0 }),
+        _ => None,
+    };
+    Ok(Copied { tail, md5: md5.finalize().into(), checksum })
+}
+
+/// The version `x-amz-copy-source` names, checked: the caller owns its
+/// bucket, it is not a delete marker, and the copy-source conditions hold.
+pub(super) struct Source {
+    pub bucket: String,
+    pub key: String,
+    /// The version id the request named, if any.
+    pub asked: Option<VersionId>,
+    pub version: Version,
+    /// Whether the source bucket has versioning (enabled or suspended).
+    pub versioned: bool,
+}
+
+pub(super) async fn source(req: &Req<'_>) -> Result<Source, S3Error> {
+    let engine = &req.ctx.engine;
     let raw_source = req.head.header("x-amz-copy-source").unwrap_or_default().to_string();
-    let (src_bucket, src_key, src_version) = parse_source(&raw_source)?;
-    let source_state = engine.bucket(&src_bucket).ok_or(S3ErrorCode::NoSuchBucket)?;
-    if source_state.owner != req.user {
+    let (bucket, key, asked) = parse_source(&raw_source)?;
+    let state = engine.bucket(&bucket).ok_or(S3ErrorCode::NoSuchBucket)?;
+    if state.owner != req.user {
         return Err(S3ErrorCode::AccessDenied.into());
     }
-    let v = engine.get(&src_bucket, &src_key, src_version).await.map_err(|e| match e {
+    let version = engine.get(&bucket, &key, asked).await.map_err(|e| match e {
         crate::engine::Error::MethodNotAllowed(_) => {
             invalid("The source of a copy request may not specifically refer to a delete marker by version id.")
         }
         e => S3Error::from(e),
     })?;
-    check_source_conditions(req, &v)?;
+    check_source_conditions(req, &version)?;
+    let versioned = state.versioning != crate::engine::Versioning::Unversioned;
+    Ok(Source { bucket, key, asked, version, versioned })
+}
+
+pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
+    check_key(req)?;
+    let engine = req.ctx.engine.clone();
+    let dest = engine.bucket(req.bucket()).ok_or(S3ErrorCode::NoSuchBucket)?;
+    let Source { bucket: src_bucket, key: src_key, asked: src_version, version: v, versioned } = source(req).await?;
     if v.size > COPY_SOURCE_BYTES_MAX {
         return Err(invalid(format!(
             "The specified copy source is larger than the maximum allowable size for a copy source: {COPY_SOURCE_BYTES_MAX}"
@@ -108,47 +190,11 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
     };
     let condition = write_condition(req)?;
 
-    // Stream the source into the destination, recomputing MD5 and checksum.
-    let mut reader = engine.read(&src_bucket, &src_key, &v, 0, v.size);
     let mut stream = engine.put(req.bucket(), req.key());
-    let mut md5 = Md5::new();
-    let mut hasher = algo.map(Hasher::new);
-    let mut out = Chunk::buffer();
-    let mut fill = 0usize;
-    let chunk = CHUNK_PAYLOAD_BYTES as usize;
-    while let Some(piece) = reader.next().await {
-        let (buf, range) = piece?;
-        let mut data = &buf.full()[range];
-        while !data.is_empty() {
-            let n = data.len().min(chunk - fill);
-            out.full_mut()[Chunk::PAYLOAD_AT + fill..Chunk::PAYLOAD_AT + fill + n].copy_from_slice(&data[..n]);
-            fill += n;
-            data = &data[n..];
-            if fill == chunk {
-                let full = Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + chunk;
-                md5.update(&out.full()[full.clone()]);
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&out.full()[full.clone()]);
-                }
-                let hash = crate::engine::segment::format::payload_hash(&out.full()[full]);
-                out = stream.write(Chunk { buf: out, len: chunk, hash }).await?;
-                fill = 0;
-            }
-        }
-        reader.give_back(buf);
-    }
-    let tail_range = Chunk::PAYLOAD_AT..Chunk::PAYLOAD_AT + fill;
-    md5.update(&out.full()[tail_range.clone()]);
-    if let Some(h) = hasher.as_mut() {
-        h.update(&out.full()[tail_range.clone()]);
-    }
-    let hash = crate::engine::segment::format::payload_hash(&out.full()[tail_range]);
-    let tail = (fill > 0).then_some(Chunk { buf: out, len: fill, hash });
-    meta.checksum = match (algo, hasher) {
-        (Some(a), Some(h)) => Some(crate::engine::types::Checksum { algo: a, value: h.finish(), parts: 0 }),
-        _ => None,
-    };
-    let etag = ETag { md5: md5.finalize().into(), parts: 0 };
+    let copied = copy_bytes(&engine, (&src_bucket, &src_key, &v), 0, v.size, &mut stream, algo).await?;
+    meta.checksum = copied.checksum;
+    let tail = copied.tail;
+    let etag = ETag { md5: copied.md5, parts: 0 };
     let now = now_ms();
     let commit = Commit {
         bucket: req.bucket().to_string(),
@@ -159,6 +205,7 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
         etag,
         meta: meta.clone(),
         condition,
+        target: crate::engine::Target::Object,
         now_ms: now,
     };
     let outcome = stream.commit(commit).await?;
@@ -171,7 +218,7 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
     if outcome.versioned {
         resp.set_header("x-amz-version-id", outcome.version_id.to_string());
     }
-    if source_state.versioning != crate::engine::Versioning::Unversioned || !v.id.is_null() {
+    if versioned || !v.id.is_null() {
         resp.set_header("x-amz-copy-source-version-id", v.id.to_string());
     }
     Ok(resp)

@@ -45,6 +45,9 @@ codes! {
     InvalidArgument = 400, "Invalid Argument";
     InvalidBucketName = 400, "The specified bucket is not valid.";
     InvalidDigest = 400, "The Content-MD5 or checksum you specified is not valid.";
+    InvalidPart = 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
+    InvalidPartNumber = 416, "The requested partnumber is not satisfiable";
+    InvalidPartOrder = 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
     InvalidRange = 416, "The requested range is not satisfiable";
     InvalidRequest = 400, "Invalid Request";
     KeyTooLongError = 400, "Your key is too long";
@@ -146,6 +149,9 @@ impl From<engine::Error> for S3Error {
             E::BucketAlreadyOwnedByYou => C::BucketAlreadyOwnedByYou.into(),
             E::BucketNotEmpty => C::BucketNotEmpty.into(),
             E::PreconditionFailed => C::PreconditionFailed.into(),
+            E::NoSuchUpload => C::NoSuchUpload.into(),
+            E::InvalidPart => C::InvalidPart.into(),
+            E::TooFragmented(_) => S3Error::with_message(C::NotImplemented, e.to_string()),
             E::OperationAborted => C::OperationAborted.into(),
             E::Poisoned(_) | E::ShuttingDown => S3Error::with_message(C::ServiceUnavailable, e.to_string()),
             E::Retry(_) => S3Error::with_message(C::SlowDown, e.to_string()),

@@ -15,6 +15,28 @@ fn invalid(msg: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, msg)
 }
 
+/// `encoding-type`: absent, or `url`.
+pub(super) fn url_encoding(h: &crate::http::head::Head) -> Result<bool, S3Error> {
+    match h.query_param("encoding-type").as_deref() {
+        None => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(invalid("Invalid Encoding Method specified in Request")),
+    }
+}
+
+/// A page-size parameter (`max-keys`, `max-uploads`, `max-parts`): an
+/// integer, negative read as 0, capped at `cap` (its default).
+pub(super) fn page_size(h: &crate::http::head::Head, name: &str, cap: usize) -> Result<usize, S3Error> {
+    let n = match h.query_param(name) {
+        None => cap,
+        Some(m) => m
+            .parse::<i64>()
+            .map_err(|_| invalid(&format!("Provided {name} not an integer or within integer range")))?
+            .max(0) as usize,
+    };
+    Ok(n.min(cap))
+}
+
 pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Error> {
     let h = &req.head;
     let engine = &req.ctx.engine;
@@ -23,19 +45,8 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
     }
     let prefix = h.query_param("prefix").unwrap_or_default();
     let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
-    let url = match h.query_param("encoding-type").as_deref() {
-        None => false,
-        Some("url") => true,
-        Some(_) => return Err(invalid("Invalid Encoding Method specified in Request")),
-    };
-    let max_keys = match h.query_param("max-keys") {
-        None => req.ctx.config.list_keys_max,
-        Some(m) => {
-            m.parse::<i64>().map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?.max(0)
-                as usize
-        }
-    }
-    .min(req.ctx.config.list_keys_max);
+    let url = url_encoding(h)?;
+    let max_keys = page_size(h, "max-keys", req.ctx.config.list_keys_max)?;
     let token = h.query_param("continuation-token");
     let start_after = h.query_param("start-after");
     let marker = h.query_param("marker");

@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod copy;
 pub mod error;
 pub mod list;
+pub mod multipart;
 pub mod object;
 pub mod route;
 pub mod versions;
@@ -206,7 +207,7 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
     {
         return Err(S3ErrorCode::AccessDenied.into());
     }
-    if ctx.engine.is_poisoned() && matches!(op, Op::PutObject | Op::CopyObject | Op::CreateBucket | Op::DeleteObjects) {
+    if ctx.engine.is_poisoned() && op.writes() {
         return Err(S3Error::with_message(
             S3ErrorCode::ServiceUnavailable,
             "a storage shard failed; writes are refused until restart",
@@ -233,6 +234,13 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::HeadObject => object::get_object(req, true).await,
         Op::DeleteObject => object::delete_object(req).await,
         Op::CopyObject => copy::copy_object(req).await,
+        Op::CreateMultipartUpload => multipart::create_multipart_upload(req).await,
+        Op::UploadPart => multipart::upload_part(req, conn).await,
+        Op::UploadPartCopy => multipart::upload_part_copy(req).await,
+        Op::CompleteMultipartUpload => multipart::complete_multipart_upload(req, conn).await,
+        Op::AbortMultipartUpload => multipart::abort_multipart_upload(req).await,
+        Op::ListParts => multipart::list_parts(req).await,
+        Op::ListMultipartUploads => multipart::list_multipart_uploads(req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }

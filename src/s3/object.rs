@@ -10,8 +10,8 @@ use super::xml::{Xml, http_date};
 use super::{Req, now_ms};
 use crate::auth::PayloadCheck;
 use crate::engine::segment::format::CHUNK_PAYLOAD_BYTES;
-use crate::engine::types::{ETag, ObjectMeta, Version, VersionId};
-use crate::engine::{Chunk, Commit, Condition};
+use crate::engine::types::{Checksum, ChecksumAlgo, ETag, ObjectMeta, Version, VersionId};
+use crate::engine::{Chunk, Commit, Condition, PutStream};
 use crate::http::aws_chunked::AwsChunked;
 use crate::http::conn::Conn;
 use crate::http::response::{Body, Response};
@@ -143,15 +143,26 @@ impl Digests {
     }
 }
 
-/// PutObject: streams the body into the key's owning shard chunk by chunk,
-/// checks every declared digest, then commits (nothing is visible before).
-pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
-    check_key(req)?;
-    if req.ctx.engine.bucket(req.bucket()).is_none() {
-        return Err(S3ErrorCode::NoSuchBucket.into());
-    }
-    let meta = object_meta(req)?;
-    let condition = write_condition(req)?;
+/// A request body received into the log: full chunks written to the key's
+/// owning shard, the last one held for the commit, every declared digest
+/// checked.
+pub(super) struct Received {
+    pub stream: PutStream,
+    pub tail: Option<Chunk>,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub checksum: Option<Checksum>,
+}
+
+/// Streams the body (raw or aws-chunked) into the key's owning shard chunk
+/// by chunk. Refuses bodies over `limit` bytes; computes `compute`'s
+/// checksum when the client declares none.
+pub(super) async fn receive_body(
+    req: &mut Req<'_>,
+    conn: &mut Conn,
+    limit: u64,
+    compute: Option<ChecksumAlgo>,
+) -> Result<Received, S3Error> {
     let content_md5 = match req.head.header("content-md5") {
         Some(v) => Some(decode_md5(v)?),
         None => None,
@@ -173,15 +184,16 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
         }
         req.body.declared_len()
     };
-    if declared.is_some_and(|d| d > req.ctx.config.put_bytes_max) {
+    if declared.is_some_and(|d| d > limit) {
         return Err(S3ErrorCode::EntityTooLarge.into());
     }
     req.continue_body(conn).await?;
     let mut source = Source { aws };
+    let algo = expected.as_ref().map(|e| e.algo).or(compute);
     let mut digests = Digests {
         md5: Md5::new(),
         sha256: sha256_expected.map(|_| sha2::Digest::new()),
-        checksum: expected.as_ref().map(|e| Hasher::new(e.algo)),
+        checksum: algo.map(Hasher::new),
     };
     let engine = req.ctx.engine.clone();
     let mut stream = engine.put(req.bucket(), req.key());
@@ -201,7 +213,7 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
             len += n;
         }
         size += len as u64;
-        if size > req.ctx.config.put_bytes_max {
+        if size > limit {
             return Err(S3ErrorCode::EntityTooLarge.into());
         }
         if len == chunk && chunk < CHUNK_PAYLOAD_BYTES as usize {
@@ -231,21 +243,39 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     if content_md5.is_some_and(|c| c != md5) {
         return Err(S3ErrorCode::BadDigest.into());
     }
-    let mut meta = meta;
-    if let (Some(e), Some(h)) = (&expected, digests.checksum.take()) {
-        let declared = match &e.value {
-            Some(v) => v.clone(),
-            None => {
-                let name = format!("x-amz-checksum-{}", e.algo.header_suffix());
-                let trailers = source.aws.as_ref().map(|a| a.trailers.as_slice()).unwrap_or(&[]);
-                let v = trailers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(|| {
-                    S3Error::with_message(S3ErrorCode::IncompleteBody, "The trailing checksum header is missing")
-                })?;
-                checksum::decode_value(e.algo, &v)?
-            }
-        };
-        meta.checksum = Some(checksum::verify(e.algo, &declared, h.finish())?);
+    let checksum = match (&expected, digests.checksum.take()) {
+        (Some(e), Some(h)) => {
+            let declared = match &e.value {
+                Some(v) => v.clone(),
+                None => {
+                    let name = format!("x-amz-checksum-{}", e.algo.header_suffix());
+                    let trailers = source.aws.as_ref().map(|a| a.trailers.as_slice()).unwrap_or(&[]);
+                    let v = trailers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(|| {
+                        S3Error::with_message(S3ErrorCode::IncompleteBody, "The trailing checksum header is missing")
+                    })?;
+                    checksum::decode_value(e.algo, &v)?
+                }
+            };
+            Some(checksum::verify(e.algo, &declared, h.finish())?)
+        }
+        (None, Some(h)) => algo.map(|algo| Checksum { algo, value: h.finish(), parts: 0 }),
+        _ => None,
+    };
+    Ok(Received { stream, tail, size, md5, checksum })
+}
+
+/// PutObject: streams the body into the key's owning shard chunk by chunk,
+/// checks every declared digest, then commits (nothing is visible before).
+pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
+    check_key(req)?;
+    if req.ctx.engine.bucket(req.bucket()).is_none() {
+        return Err(S3ErrorCode::NoSuchBucket.into());
     }
+    let mut meta = object_meta(req)?;
+    let condition = write_condition(req)?;
+    let limit = req.ctx.config.put_bytes_max;
+    let Received { stream, tail, size, md5, checksum } = receive_body(req, conn, limit, None).await?;
+    meta.checksum = checksum;
     let etag = ETag { md5, parts: 0 };
     let commit = Commit {
         bucket: req.bucket().to_string(),
@@ -256,6 +286,7 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
         etag,
         meta: meta.clone(),
         condition,
+        target: crate::engine::Target::Object,
         now_ms: now_ms(),
     };
     let outcome = stream.commit(commit).await?;
@@ -354,6 +385,20 @@ fn parse_range(v: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
 /// GetObject and HeadObject.
 pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, S3Error> {
     let version = version_param(req)?;
+    let part = match req.head.query_param("partNumber") {
+        None => None,
+        Some(n) => {
+            let max = req.ctx.config.parts_max;
+            let n = n.parse::<u32>().ok().filter(|n| (1..=max).contains(n));
+            Some(n.ok_or_else(|| invalid(format!("Part number must be an integer between 1 and {max}, inclusive")))?)
+        }
+    };
+    if part.is_some() && req.head.has_header("range") {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
     let engine = &req.ctx.engine;
     if engine.bucket(req.bucket()).is_none() {
         return Err(S3ErrorCode::NoSuchBucket.into());
@@ -374,12 +419,21 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
     if versioned || !v.id.is_null() {
         resp.set_header("x-amz-version-id", v.id.to_string());
     }
-    let range = req.head.header("range").and_then(|r| parse_range(r, v.size));
+    let mut range = req.head.header("range").and_then(|r| parse_range(r, v.size));
+    if let Some(n) = part {
+        let sizes = v.meta.get().part_sizes;
+        range = Some(Ok(part_range(&sizes, n, v.size)?));
+        if !sizes.is_empty() {
+            resp.set_header("x-amz-mp-parts-count", sizes.len().to_string());
+        }
+    }
     // A ranged answer carries no whole-object checksum (clients would check
     // the part they got against it).
     object_headers(req, &v, &mut resp, range.is_none());
     let (start, end) = match range {
         None => (0, v.size),
+        // An empty part: nothing to give a range for.
+        Some(Ok((s, e))) if e == s => (s, e),
         Some(Ok((s, e))) => {
             resp.status = 206;
             resp.set_header("content-range", format!("bytes {}-{}/{}", s, e - 1, v.size));
@@ -397,6 +451,20 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
         Body::Object { reader: engine.read(req.bucket(), req.key(), &v, start, end), len: end - start }
     };
     Ok(resp)
+}
+
+/// Bytes `[start, end)` of part `n` of an object with parts of `sizes`
+/// (an object not uploaded in parts is its own part 1).
+fn part_range(sizes: &[u64], n: u32, size: u64) -> Result<(u64, u64), S3Error> {
+    let n = n as usize;
+    if sizes.is_empty() && n == 1 {
+        return Ok((0, size));
+    }
+    if n > sizes.len() {
+        return Err(S3ErrorCode::InvalidPartNumber.into());
+    }
+    let start: u64 = sizes[..n - 1].iter().sum();
+    Ok((start, start + sizes[n - 1]))
 }
 
 fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) {
@@ -428,7 +496,7 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) 
     }
     let mode = whole && req.head.header("x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
     if let (true, Some(c)) = (mode, &m.checksum) {
-        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), checksum::encode_value(&c.value));
+        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), super::multipart::checksum_text(c));
         resp.set_header("x-amz-checksum-type", if c.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" });
     }
 }

@@ -24,8 +24,33 @@ pub enum Op {
     GetObject,
     HeadObject,
     DeleteObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    ListMultipartUploads,
     /// Recognised but not implemented: answers 501 NotImplemented.
     NotImplemented(&'static str),
+}
+
+impl Op {
+    /// Whether the operation stores something (refused while a shard is
+    /// poisoned).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Op::PutObject
+                | Op::CopyObject
+                | Op::CreateBucket
+                | Op::DeleteObjects
+                | Op::CreateMultipartUpload
+                | Op::UploadPart
+                | Op::UploadPartCopy
+                | Op::CompleteMultipartUpload
+        )
+    }
 }
 
 /// Sub-resources whose presence selects a different operation; any we do
@@ -51,22 +76,10 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "requestPayment",
     "tagging",
     "website",
-    "uploads",
     "session",
 ];
-const OBJECT_SUBRESOURCES: &[&str] = &[
-    "acl",
-    "attributes",
-    "legal-hold",
-    "restore",
-    "retention",
-    "select",
-    "tagging",
-    "torrent",
-    "uploads",
-    "uploadId",
-    "partNumber",
-];
+const OBJECT_SUBRESOURCES: &[&str] =
+    &["acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"];
 
 /// Headers asking for features not built: the request answers 501 rather
 /// than storing data without what the header promised (an object "encrypted
@@ -85,7 +98,16 @@ const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
 ];
 
 fn refuse_unsupported_headers(head: &Head, op: Op) -> Result<Op, S3Error> {
-    let object_write = matches!(op, Op::PutObject | Op::CopyObject | Op::GetObject | Op::HeadObject);
+    let object_write = matches!(
+        op,
+        Op::PutObject
+            | Op::CopyObject
+            | Op::GetObject
+            | Op::HeadObject
+            | Op::CreateMultipartUpload
+            | Op::UploadPart
+            | Op::UploadPartCopy
+    );
     if object_write && let Some((name, what)) = UNSUPPORTED_HEADERS.iter().find(|(h, _)| head.has_header(h)) {
         return Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("{what} ({name}) is not implemented")));
     }
@@ -153,6 +175,9 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
         if m == "POST" && head.has_query("delete") {
             return Ok(Op::DeleteObjects);
         }
+        if m == "GET" && head.has_query("uploads") {
+            return Ok(Op::ListMultipartUploads);
+        }
         if let Some(sub) = BUCKET_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
             return Ok(Op::NotImplemented(sub));
         }
@@ -167,10 +192,23 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
         };
     }
     if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
-        // GET/HEAD ?partNumber without uploadId reads one part of a multipart object.
-        if !(*sub == "partNumber" && matches!(m, "GET" | "HEAD")) {
-            return Ok(Op::NotImplemented(sub));
-        }
+        return Ok(Op::NotImplemented(sub));
+    }
+    if head.has_query("uploads") {
+        return match m {
+            "POST" => Ok(Op::CreateMultipartUpload),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
+    }
+    if head.has_query("uploadId") {
+        return match m {
+            "PUT" if head.has_header("x-amz-copy-source") => Ok(Op::UploadPartCopy),
+            "PUT" => Ok(Op::UploadPart),
+            "POST" => Ok(Op::CompleteMultipartUpload),
+            "DELETE" => Ok(Op::AbortMultipartUpload),
+            "GET" => Ok(Op::ListParts),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
     }
     match m {
         "PUT" if head.has_header("x-amz-copy-source") => Ok(Op::CopyObject),

@@ -30,19 +30,8 @@ pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error
         }
         Some(v) => Some(VersionId::parse(&v).ok_or_else(|| invalid("Invalid version id specified"))?),
     };
-    let url = match h.query_param("encoding-type").as_deref() {
-        None => false,
-        Some("url") => true,
-        Some(_) => return Err(invalid("Invalid Encoding Method specified in Request")),
-    };
-    let max_keys = match h.query_param("max-keys") {
-        None => req.ctx.config.list_keys_max,
-        Some(m) => {
-            m.parse::<i64>().map_err(|_| invalid("Provided max-keys not an integer or within integer range"))?.max(0)
-                as usize
-        }
-    }
-    .min(req.ctx.config.list_keys_max);
+    let url = super::list::url_encoding(h)?;
+    let max_keys = super::list::page_size(h, "max-keys", req.ctx.config.list_keys_max)?;
     let (entries, truncated) = if max_keys == 0 {
         (Vec::new(), false)
     } else {

@@ -59,6 +59,14 @@ pub fn encode(shard: ShardId, pos: Position, index: &Index) -> Vec<u8> {
     for (name, state) in index.owned_buckets() {
         push(MetaOp::PutBucket { name: name.clone(), state: state.clone() });
     }
+    index.for_each_upload(|bucket, key, u| {
+        let upload = Box::new(crate::engine::types::Upload { parts: Default::default(), ..u.clone() });
+        push(MetaOp::CreateUpload { bucket: bucket.into(), key: key.into(), upload });
+        for (number, part) in &u.parts {
+            let (bucket, key) = (bucket.into(), key.into());
+            push(MetaOp::PutPart { bucket, key, upload: u.id, number: *number, part: part.clone() });
+        }
+    });
     index.for_each_key(|bucket, key, versions| {
         for v in versions {
             push(MetaOp::PutVersion { bucket: bucket.into(), key: key.into(), version: v.clone() });

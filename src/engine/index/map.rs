@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use crate::engine::record::MetaOp;
-use crate::engine::types::{BucketState, ETag, Extent, SegmentId, Version, VersionId};
+use crate::engine::types::{BucketState, ETag, Extent, SegmentId, Upload, UploadId, Version, VersionId};
 
 type Versions = Vec<Version>;
 
@@ -18,7 +18,11 @@ pub struct Index {
     keys: HashMap<String, BTreeMap<Box<[u8]>, Versions>>,
     /// Buckets this shard owns (their records are in this shard's log).
     owned_buckets: BTreeMap<String, BucketState>,
+    /// Multipart uploads in progress: bucket → key → uploads by id.
+    pub(super) uploads: HashMap<String, Uploads>,
 }
+
+pub(super) type Uploads = BTreeMap<Box<[u8]>, BTreeMap<UploadId, Upload>>;
 
 /// What a listing asks one shard for.
 #[derive(Clone, Debug, Default)]
@@ -119,18 +123,7 @@ impl Index {
     /// Applies one metadata change; returns the extents it made dead.
     pub fn apply(&mut self, op: &MetaOp) -> Vec<Extent> {
         match op {
-            MetaOp::PutVersion { bucket, key, version } => {
-                let versions = self.keys.entry(bucket.clone()).or_default().entry(key.as_bytes().into()).or_default();
-                let mut freed = Vec::new();
-                if let Some(i) = versions.iter().position(|v| v.id == version.id) {
-                    freed.extend_from_slice(&versions.remove(i).extents);
-                }
-                let at = versions.iter().position(|v| v.seq < version.seq).unwrap_or(versions.len());
-                // Most keys have one version: never over-allocate.
-                versions.reserve_exact(1);
-                versions.insert(at, version.clone());
-                freed
-            }
+            MetaOp::PutVersion { bucket, key, version } => self.put_version(bucket, key, version),
             MetaOp::DeleteVersion { bucket, key, id } => {
                 let Some(map) = self.keys.get_mut(bucket.as_str()) else {
                     return Vec::new();
@@ -158,7 +151,26 @@ impl Index {
                 self.owned_buckets.remove(name);
                 Vec::new()
             }
+            MetaOp::CompleteUpload { bucket, key, upload, version } => {
+                let mut freed = self.remove_upload(bucket, key, *upload);
+                freed.extend(self.put_version(bucket, key, version));
+                freed
+            }
+            MetaOp::CreateUpload { .. } | MetaOp::PutPart { .. } | MetaOp::AbortUpload { .. } => self.apply_upload(op),
         }
+    }
+
+    fn put_version(&mut self, bucket: &str, key: &str, version: &Version) -> Vec<Extent> {
+        let versions = self.keys.entry(bucket.to_string()).or_default().entry(key.as_bytes().into()).or_default();
+        let mut freed = Vec::new();
+        if let Some(i) = versions.iter().position(|v| v.id == version.id) {
+            freed.extend_from_slice(&versions.remove(i).extents);
+        }
+        let at = versions.iter().position(|v| v.seq < version.seq).unwrap_or(versions.len());
+        // Most keys have one version: never over-allocate.
+        versions.reserve_exact(1);
+        versions.insert(at, version.clone());
+        freed
     }
 
     /// All versions of a key, newest first.
@@ -177,7 +189,7 @@ impl Index {
 
     /// Whether any key (any version, markers included) of `bucket` is here.
     pub fn has_keys(&self, bucket: &str) -> bool {
-        self.keys.get(bucket).is_some_and(|m| !m.is_empty())
+        self.keys.get(bucket).is_some_and(|m| !m.is_empty()) || self.uploads.get(bucket).is_some_and(|m| !m.is_empty())
     }
 
     pub fn owned_buckets(&self) -> &BTreeMap<String, BucketState> {
@@ -235,6 +247,9 @@ impl Index {
                     *live.entry(e.segment).or_default() += e.len;
                 }
             }
+        }
+        for e in self.part_extents() {
+            *live.entry(e.segment).or_default() += e.len;
         }
         live
     }
@@ -313,60 +328,100 @@ impl Index {
         let Some(map) = self.keys.get(bucket) else {
             return out;
         };
-        let prefix = q.prefix.as_bytes();
-        let marker = q.key_marker.as_bytes();
-        let (mut lower, mut inclusive) = match (marker > prefix, q.version_marker.is_some()) {
+        let walk = KeyWalk {
+            prefix: &q.prefix,
+            delimiter: q.delimiter.as_deref(),
+            marker: &q.key_marker,
+            sub_marker: q.version_marker.is_some(),
+            limit: q.limit,
+        };
+        walk.run(map, &mut out, VersionEntry::Prefix, |key, versions, at_marker, out| {
+            let mut skipping = at_marker;
+            for (i, v) in versions.iter().enumerate() {
+                if skipping {
+                    skipping = Some(v.id) != q.version_marker;
+                    continue;
+                }
+                out.push(VersionEntry::Version {
+                    key: key.to_string(),
+                    version: VersionSummary {
+                        id: v.id,
+                        size: v.size,
+                        etag: v.etag,
+                        mtime_ms: v.mtime_ms,
+                        delete_marker: v.delete_marker,
+                        latest: i == 0,
+                        storage_class: v.meta.get().storage_class,
+                    },
+                });
+                if out.len() >= q.limit {
+                    return;
+                }
+            }
+        });
+        out
+    }
+}
+
+/// A walk over a bucket's keys in order for the listings with a key marker
+/// and a second marker within a key (ListObjectVersions' version-id-marker,
+/// ListMultipartUploads' upload-id-marker): keys under `prefix`, after
+/// `marker` (or from it, when `sub_marker` is set), with keys that contain
+/// the delimiter after the prefix rolled up into one common prefix each.
+pub(super) struct KeyWalk<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub marker: &'a str,
+    pub sub_marker: bool,
+    pub limit: usize,
+}
+
+impl KeyWalk<'_> {
+    /// Calls `emit(key, value, at_marker, out)` for each key in order until
+    /// `out` holds `limit` entries; `at_marker` tells that the key is the
+    /// marker itself (so the second marker applies).
+    pub fn run<V, E>(
+        &self,
+        map: &BTreeMap<Box<[u8]>, V>,
+        out: &mut Vec<E>,
+        prefix_entry: impl Fn(String) -> E,
+        mut emit: impl FnMut(&str, &V, bool, &mut Vec<E>),
+    ) {
+        let prefix = self.prefix.as_bytes();
+        let marker = self.marker.as_bytes();
+        let (mut lower, mut inclusive) = match (marker > prefix, self.sub_marker) {
             (true, true) => (marker.to_vec(), true),
             (true, false) => (marker.to_vec(), false),
             (false, _) => (prefix.to_vec(), true),
         };
-        'restart: while out.len() < q.limit {
+        'restart: while out.len() < self.limit {
             let start = if inclusive { Bound::Included(lower.as_slice()) } else { Bound::Excluded(lower.as_slice()) };
-            for (key, versions) in map.range::<[u8], _>((start, Bound::Unbounded)) {
+            for (key, value) in map.range::<[u8], _>((start, Bound::Unbounded)) {
                 if !key.starts_with(prefix) {
                     if key.as_ref() > prefix {
-                        return out;
+                        return;
                     }
                     continue;
                 }
                 let key_str = std::str::from_utf8(key).expect("keys are UTF-8");
-                if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
+                if let Some(d) = self.delimiter.filter(|d| !d.is_empty())
                     && let Some(i) = key_str[prefix.len()..].find(d)
                 {
                     let common = &key_str[..prefix.len() + i + d.len()];
                     if common.as_bytes() > marker {
-                        out.push(VersionEntry::Prefix(common.to_string()));
+                        out.push(prefix_entry(common.to_string()));
                     }
                     lower = after_prefix(common);
                     inclusive = false;
                     continue 'restart;
                 }
-                let mut skipping = key.as_ref() == marker && q.version_marker.is_some();
-                for (i, v) in versions.iter().enumerate() {
-                    if skipping {
-                        skipping = Some(v.id) != q.version_marker;
-                        continue;
-                    }
-                    out.push(VersionEntry::Version {
-                        key: key_str.to_string(),
-                        version: VersionSummary {
-                            id: v.id,
-                            size: v.size,
-                            etag: v.etag,
-                            mtime_ms: v.mtime_ms,
-                            delete_marker: v.delete_marker,
-                            latest: i == 0,
-                            storage_class: v.meta.get().storage_class,
-                        },
-                    });
-                    if out.len() >= q.limit {
-                        return out;
-                    }
+                emit(key_str, value, key.as_ref() == marker && self.sub_marker, out);
+                if out.len() >= self.limit {
+                    return;
                 }
             }
             break;
         }
-        out
     }
 }
 

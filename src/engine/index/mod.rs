@@ -3,3 +3,4 @@
 
 pub mod checkpoint;
 pub mod map;
+pub mod uploads;
