@@ -256,6 +256,8 @@ pub enum Request {
         bucket: String,
         key: String,
         id: UploadId,
+        /// false: only what CreateMultipartUpload fixed (no copy of the parts).
+        with_parts: bool,
         reply: Reply<Upload>,
     },
     ListUploads {
@@ -557,8 +559,18 @@ impl Engine {
 
     /// An upload in progress with its parts.
     pub async fn upload(&self, bucket: &str, key: &str, id: UploadId) -> Result<Upload, Error> {
+        self.get_upload(bucket, key, id, true).await
+    }
+
+    /// An upload in progress without its parts (cheap: for each UploadPart).
+    pub async fn upload_header(&self, bucket: &str, key: &str, id: UploadId) -> Result<Upload, Error> {
+        self.get_upload(bucket, key, id, false).await
+    }
+
+    async fn get_upload(&self, bucket: &str, key: &str, id: UploadId, with_parts: bool) -> Result<Upload, Error> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.call(self.owner(bucket, key), |reply| Request::GetUpload { bucket: b, key: k, id, reply }).await
+        let make = |reply| Request::GetUpload { bucket: b, key: k, id, with_parts, reply };
+        self.call(self.owner(bucket, key), make).await
     }
 
     /// One ListMultipartUploads page merged across shards.

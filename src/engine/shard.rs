@@ -23,7 +23,7 @@ use super::index::map::Index;
 use super::record::MetaOp;
 use super::segment::format::{RECORD_HEADER_BYTES, packed_len};
 use super::segment::log::Log;
-use super::types::{BucketState, Extent, MetaBlob, Part, Version, VersionId, Versioning};
+use super::types::{BucketState, Extent, MetaBlob, Part, Upload, Version, VersionId, Versioning};
 use super::{
     BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error, Reply, Request,
     Shared, Target, UploadChange, stamp_data_header,
@@ -303,8 +303,14 @@ impl Shard {
                     let _ = reply.send(Err(e));
                 }
             },
-            Request::GetUpload { bucket, key, id, reply } => {
-                let _ = reply.send(self.index.upload(&bucket, &key, id).cloned().ok_or(Error::NoSuchUpload));
+            Request::GetUpload { bucket, key, id, with_parts, reply } => {
+                let found = self.index.upload(&bucket, &key, id).map(|u| match with_parts {
+                    true => u.clone(),
+                    false => {
+                        Upload { parts: Default::default(), meta: u.meta.clone(), initiator: u.initiator.clone(), ..*u }
+                    }
+                });
+                let _ = reply.send(found.ok_or(Error::NoSuchUpload));
             }
             Request::ListUploads { bucket, query, reply } => {
                 let _ = reply.send(Ok(self.index.list_uploads(&bucket, &query)));
@@ -662,7 +668,7 @@ impl Shard {
         // The completed object is the list of its parts' extents (no copy),
         // resolved when the request arrived; a part replaced since fails it.
         if let (Target::Complete { parts, .. }, Some(u)) = (&target, upload)
-            && part_extents(u, parts).ok() != Some(extents.clone())
+            && part_extents(u, parts).ok().as_ref() != Some(&extents)
         {
             return refuse(reply, Error::InvalidPart);
         }

@@ -109,14 +109,14 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
                 .elem("Size", &o.size.to_string())
                 .elem("StorageClass", o.storage_class.as_deref().unwrap_or("STANDARD"));
             if fetch_owner {
-                x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
+                x.owner("Owner", &req.user);
             }
             x.close("Contents");
         }
     }
     for e in &entries {
         if let ListEntry::Prefix(p) = e {
-            x.open("CommonPrefixes").elem("Prefix", &enc(p)).close("CommonPrefixes");
+            x.common_prefix(&enc(p));
         }
     }
     Ok(Response::xml(200, x.finish("ListBucketResult")))

@@ -112,7 +112,7 @@ pub async fn create_multipart_upload(req: &mut Req<'_>) -> Result<Response, S3Er
 /// against the one the request declares.
 async fn upload_for_part(req: &Req<'_>) -> Result<Upload, S3Error> {
     let id = upload_id(req)?;
-    let u = req.ctx.engine.upload(req.bucket(), req.key(), id).await?;
+    let u = req.ctx.engine.upload_header(req.bucket(), req.key(), id).await?;
     let declared = checksum::expected(&req.head)?.map(|e| e.algo);
     if let (Some((want, _)), Some(got)) = (u.checksum, declared)
         && want != got
@@ -407,10 +407,6 @@ pub async fn abort_multipart_upload(req: &mut Req<'_>) -> Result<Response, S3Err
     Ok(Response::new(204))
 }
 
-fn owner(x: &mut Xml, tag: &str, id: &str) {
-    x.open(tag).elem("ID", id).elem("DisplayName", id).close(tag);
-}
-
 pub async fn list_parts(req: &mut Req<'_>) -> Result<Response, S3Error> {
     let id = upload_id(req)?;
     let h = &req.head;
@@ -441,8 +437,7 @@ pub async fn list_parts(req: &mut Req<'_>) -> Result<Response, S3Error> {
         }
         x.close("Part");
     }
-    owner(&mut x, "Initiator", &u.initiator);
-    owner(&mut x, "Owner", &req.user);
+    x.owner("Initiator", &u.initiator).owner("Owner", &req.user);
     x.elem("StorageClass", u.meta.get().storage_class.as_deref().unwrap_or("STANDARD"));
     if let Some((algo, full)) = u.checksum {
         x.elem("ChecksumAlgorithm", algo.name()).elem("ChecksumType", checksum_type(full));
@@ -499,8 +494,7 @@ pub async fn list_multipart_uploads(req: &mut Req<'_>) -> Result<Response, S3Err
     for e in &entries {
         let UploadEntry::Upload(u) = e else { continue };
         x.open("Upload").elem("Key", &enc(&u.key)).elem("UploadId", &u.id.to_string());
-        owner(&mut x, "Initiator", &u.initiator);
-        owner(&mut x, "Owner", &req.user);
+        x.owner("Initiator", &u.initiator).owner("Owner", &req.user);
         x.elem("StorageClass", u.storage_class.as_deref().unwrap_or("STANDARD"))
             .elem("Initiated", &iso8601(u.initiated_ms));
         if let Some((algo, full)) = u.checksum {
@@ -510,7 +504,7 @@ pub async fn list_multipart_uploads(req: &mut Req<'_>) -> Result<Response, S3Err
     }
     for e in &entries {
         if let UploadEntry::Prefix(p) = e {
-            x.open("CommonPrefixes").elem("Prefix", &enc(p)).close("CommonPrefixes");
+            x.common_prefix(&enc(p));
         }
     }
     Ok(Response::xml(200, x.finish("ListMultipartUploadsResult")))

@@ -75,12 +75,12 @@ pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error
                 .elem("Size", &v.size.to_string())
                 .elem("StorageClass", v.storage_class.as_deref().unwrap_or("STANDARD"));
         }
-        x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
+        x.owner("Owner", &req.user);
         x.close(tag);
     }
     for e in &entries {
         if let VersionEntry::Prefix(p) = e {
-            x.open("CommonPrefixes").elem("Prefix", &enc(p)).close("CommonPrefixes");
+            x.common_prefix(&enc(p));
         }
     }
     Ok(Response::xml(200, x.finish("ListVersionsResult")))

@@ -38,6 +38,16 @@ impl Xml {
         self
     }
 
+    /// `<tag><ID>id</ID><DisplayName>id</DisplayName></tag>` (Owner, Initiator).
+    pub fn owner(&mut self, tag: &str, id: &str) -> &mut Self {
+        self.open(tag).elem("ID", id).elem("DisplayName", id).close(tag)
+    }
+
+    /// One `<CommonPrefixes>` entry of a listing.
+    pub fn common_prefix(&mut self, prefix: &str) -> &mut Self {
+        self.open("CommonPrefixes").elem("Prefix", prefix).close("CommonPrefixes")
+    }
+
     pub fn finish(mut self, root: &str) -> String {
         let _ = write!(self.out, "</{root}>");
         self.out
