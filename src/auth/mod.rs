@@ -7,6 +7,7 @@
 //!   whose chunk signatures the caller checks through [`ChunkVerifier`];
 //! - SigV4 presigned URLs (`X-Amz-*` query parameters);
 //! - SigV2 in the `Authorization` header and as presigned URLs;
+//! - the policy signature of browser-based POST uploads ([`authenticate_post`]);
 //! - anonymous requests, which carry none of these. Whether an anonymous request may do what it
 //!   asks is an authorization question decided elsewhere.
 
@@ -14,6 +15,7 @@ mod canonical;
 mod chunk;
 pub mod date;
 mod error;
+mod post;
 mod presign;
 pub mod sign;
 mod signing;
@@ -25,6 +27,7 @@ mod testutil;
 
 pub use chunk::ChunkVerifier;
 pub use error::{Error, SignatureMismatch};
+pub use post::{FormFields, authenticate_post};
 
 /// How far a header-signed request's time may be from the server clock: S3 refuses requests
 /// more than 15 minutes off ("Time stamp requirement", Signing and authenticating REST

@@ -170,7 +170,7 @@ fn string_to_sign(req: &RequestView<'_>, resource: &str, date_line: &str, skip_a
 
 /// Accepts the base64 signature `provided` if it is the HMAC-SHA1 of any of the candidate
 /// strings to sign; a mismatch reports the first, which is the documented form.
-fn verify_any(access_key: &str, secret: &str, candidates: Vec<String>, provided: &str) -> Result<(), Error> {
+pub(crate) fn verify_any(access_key: &str, secret: &str, candidates: Vec<String>, provided: &str) -> Result<(), Error> {
     let Ok(given) = BASE64.decode(provided.trim()) else {
         let first = candidates.into_iter().next().unwrap_or_default();
         return Err(Error::signature_mismatch(access_key, first, None, provided));

@@ -1,9 +1,10 @@
 //! HTTP/1.1: bounded head parsing, request bodies (Content-Length, chunked,
-//! aws-chunked), responses, and the per-connection loop.
+//! aws-chunked, multipart/form-data), responses, and the per-connection loop.
 
 pub mod aws_chunked;
 pub mod body;
 pub mod conn;
+pub mod form;
 pub mod head;
 pub mod response;
 

@@ -47,11 +47,15 @@ codes! {
     InvalidDigest = 400, "The Content-MD5 or checksum you specified is not valid.";
     InvalidPart = 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
     InvalidPartNumber = 416, "The requested partnumber is not satisfiable";
+    InvalidPolicyDocument = 400, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPartOrder = 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
     InvalidRange = 416, "The requested range is not satisfiable";
     InvalidRequest = 400, "Invalid Request";
+    IncorrectNumberOfFilesInPostRequest = 400, "POST requires exactly one file upload per request.";
     KeyTooLongError = 400, "Your key is too long";
+    MalformedPOSTRequest = 400, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML = 400, "The XML you provided was not well-formed or did not validate against our published schema.";
+    MaxPostPreDataLengthExceededError = 400, "Your POST request fields preceding the upload file were too large.";
     MetadataTooLarge = 400, "Your metadata headers exceed the maximum allowed metadata size.";
     MethodNotAllowed = 405, "The specified method is not allowed against this resource.";
     MissingContentLength = 411, "You must provide the Content-Length HTTP header.";
@@ -205,6 +209,18 @@ impl From<crate::http::aws_chunked::Error> for S3Error {
             }
             A::Auth(a) => a.into(),
             A::Http(h) => h.into(),
+        }
+    }
+}
+
+impl From<crate::http::form::Error> for S3Error {
+    fn from(e: crate::http::form::Error) -> Self {
+        use crate::http::form::Error as F;
+        match e {
+            F::Malformed(_) => S3Error::with_message(S3ErrorCode::MalformedPOSTRequest, e.to_string()),
+            F::FieldsTooLarge => S3ErrorCode::MaxPostPreDataLengthExceededError.into(),
+            F::NoFile => S3ErrorCode::IncorrectNumberOfFilesInPostRequest.into(),
+            F::Http(h) => h.into(),
         }
     }
 }

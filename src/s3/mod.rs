@@ -9,6 +9,7 @@ pub mod error;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod post;
 pub mod route;
 pub mod versions;
 pub mod xml;
@@ -198,10 +199,12 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
     req.payload = Some(authed.payload);
     req.user = match authed.identity {
         Identity::User { access_key } => access_key,
+        // A POST upload is signed inside its form; the handler checks it.
+        Identity::Anonymous if op == Op::PostObject => String::new(),
         Identity::Anonymous => return Err(S3ErrorCode::AccessDenied.into()),
     };
     if let Some(bucket) = &req.bucket
-        && !matches!(op, Op::CreateBucket)
+        && !matches!(op, Op::CreateBucket | Op::PostObject)
         && let Some(state) = ctx.engine.bucket(bucket)
         && state.owner != req.user
     {
@@ -230,6 +233,7 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::ListObjectVersions => versions::list_object_versions(req).await,
         Op::DeleteObjects => object::delete_objects(req, conn).await,
         Op::PutObject => object::put_object(req, conn).await,
+        Op::PostObject => post::post_object(req, conn).await,
         Op::GetObject => object::get_object(req, false).await,
         Op::HeadObject => object::get_object(req, true).await,
         Op::DeleteObject => object::delete_object(req).await,

@@ -14,6 +14,7 @@ use crate::engine::types::{Checksum, ChecksumAlgo, ETag, ObjectMeta, Version, Ve
 use crate::engine::{Chunk, Commit, Condition, PutStream};
 use crate::http::aws_chunked::AwsChunked;
 use crate::http::conn::Conn;
+use crate::http::form::Form;
 use crate::http::response::{Body, Response};
 
 const STORED_HEADERS: [&str; 6] =
@@ -96,9 +97,12 @@ pub(super) fn write_condition(req: &Req<'_>) -> Result<Condition, S3Error> {
     }
 }
 
-/// Where body bytes come from: raw, or decoded from aws-chunked.
-struct Source {
-    aws: Option<AwsChunked>,
+/// Where body bytes come from: raw, decoded from aws-chunked, or the file
+/// part of a POST form.
+pub(super) enum Source {
+    Raw,
+    AwsChunked(AwsChunked),
+    Form(Form),
 }
 
 impl Source {
@@ -111,17 +115,37 @@ impl Source {
         at: usize,
         max: usize,
     ) -> (Result<usize, S3Error>, crate::runtime::buf::AlignedBuf) {
-        match &mut self.aws {
-            Some(a) => {
+        match self {
+            Source::AwsChunked(a) => {
                 let r = a.read(conn, &mut req.body, &mut buf.full_mut()[at..at + max]).await;
                 (r.map_err(S3Error::from), buf)
             }
-            None => {
+            Source::Form(f) => {
+                let r = f.read_file(conn, &mut req.body, &mut buf.full_mut()[at..at + max]).await;
+                (r.map_err(S3Error::from), buf)
+            }
+            Source::Raw => {
                 let (r, b) = req.body.read_into(conn, buf, at, max).await;
                 (r.map_err(S3Error::from), b)
             }
         }
     }
+
+    fn trailers(&self) -> &[(String, String)] {
+        match self {
+            Source::AwsChunked(a) => &a.trailers,
+            _ => &[],
+        }
+    }
+}
+
+/// What the client declared about the body it sends.
+#[derive(Default)]
+pub(super) struct Declared {
+    pub content_md5: Option<[u8; 16]>,
+    pub checksum: Option<checksum::Expected>,
+    pub sha256: Option<[u8; 32]>,
+    pub len: Option<u64>,
 }
 
 /// Every digest computed while a body streams through.
@@ -169,13 +193,15 @@ pub(super) async fn receive_body(
     };
     let expected = checksum::expected(&req.head)?;
     let payload = req.payload.take().unwrap_or(PayloadCheck::Unsigned);
-    let (aws, sha256_expected) = match payload {
-        PayloadCheck::Sha256(h) => (None, Some(h)),
-        PayloadCheck::Unsigned => (None, None),
-        PayloadCheck::StreamingSigned { verifier, trailer } => (Some(AwsChunked::new(Some(verifier), trailer)), None),
-        PayloadCheck::StreamingUnsignedTrailer => (Some(AwsChunked::new(None, false)), None),
+    let (source, sha256) = match payload {
+        PayloadCheck::Sha256(h) => (Source::Raw, Some(h)),
+        PayloadCheck::Unsigned => (Source::Raw, None),
+        PayloadCheck::StreamingSigned { verifier, trailer } => {
+            (Source::AwsChunked(AwsChunked::new(Some(verifier), trailer)), None)
+        }
+        PayloadCheck::StreamingUnsignedTrailer => (Source::AwsChunked(AwsChunked::new(None, false)), None),
     };
-    let declared = if aws.is_some() {
+    let len = if matches!(source, Source::AwsChunked(_)) {
         let d = req.head.header("x-amz-decoded-content-length").ok_or(S3ErrorCode::MissingContentLength)?;
         Some(d.trim().parse::<u64>().map_err(|_| invalid("x-amz-decoded-content-length is not a number"))?)
     } else {
@@ -184,11 +210,25 @@ pub(super) async fn receive_body(
         }
         req.body.declared_len()
     };
-    if declared.is_some_and(|d| d > limit) {
+    if len.is_some_and(|d| d > limit) {
         return Err(S3ErrorCode::EntityTooLarge.into());
     }
     req.continue_body(conn).await?;
-    let mut source = Source { aws };
+    let declared = Declared { content_md5, checksum: expected, sha256, len };
+    receive(req, conn, source, declared, limit, compute).await
+}
+
+/// Streams bytes from `source` into the key's owning shard and checks them
+/// against what was declared.
+pub(super) async fn receive(
+    req: &mut Req<'_>,
+    conn: &mut Conn,
+    mut source: Source,
+    declared: Declared,
+    limit: u64,
+    compute: Option<ChecksumAlgo>,
+) -> Result<Received, S3Error> {
+    let Declared { content_md5, checksum: expected, sha256: sha256_expected, len: declared } = declared;
     let algo = expected.as_ref().map(|e| e.algo).or(compute);
     let mut digests = Digests {
         md5: Md5::new(),
@@ -249,10 +289,14 @@ pub(super) async fn receive_body(
                 Some(v) => v.clone(),
                 None => {
                     let name = format!("x-amz-checksum-{}", e.algo.header_suffix());
-                    let trailers = source.aws.as_ref().map(|a| a.trailers.as_slice()).unwrap_or(&[]);
-                    let v = trailers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(|| {
-                        S3Error::with_message(S3ErrorCode::IncompleteBody, "The trailing checksum header is missing")
-                    })?;
+                    let v = source.trailers().iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(
+                        || {
+                            S3Error::with_message(
+                                S3ErrorCode::IncompleteBody,
+                                "The trailing checksum header is missing",
+                            )
+                        },
+                    )?;
                     checksum::decode_value(e.algo, &v)?
                 }
             };
@@ -271,10 +315,22 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     if req.ctx.engine.bucket(req.bucket()).is_none() {
         return Err(S3ErrorCode::NoSuchBucket.into());
     }
-    let mut meta = object_meta(req)?;
+    let meta = object_meta(req)?;
     let condition = write_condition(req)?;
     let limit = req.ctx.config.put_bytes_max;
-    let Received { stream, tail, size, md5, checksum } = receive_body(req, conn, limit, None).await?;
+    let received = receive_body(req, conn, limit, None).await?;
+    commit_object(req, received, meta, condition).await
+}
+
+/// Commits a received body as the key's new version and answers as
+/// PutObject does (ETag, version id, checksum).
+pub(super) async fn commit_object(
+    req: &Req<'_>,
+    received: Received,
+    mut meta: ObjectMeta,
+    condition: Condition,
+) -> Result<Response, S3Error> {
+    let Received { stream, tail, size, md5, checksum } = received;
     meta.checksum = checksum;
     let etag = ETag { md5, parts: 0 };
     let commit = Commit {
@@ -300,7 +356,7 @@ pub async fn put_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, 
     Ok(resp)
 }
 
-fn decode_md5(v: &str) -> Result<[u8; 16], S3Error> {
+pub(super) fn decode_md5(v: &str) -> Result<[u8; 16], S3Error> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(v.trim())

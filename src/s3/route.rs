@@ -20,6 +20,8 @@ pub enum Op {
     ListObjectVersions,
     DeleteObjects,
     PutObject,
+    /// Browser-based upload: a multipart/form-data POST to the bucket.
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -42,6 +44,7 @@ impl Op {
         matches!(
             self,
             Op::PutObject
+                | Op::PostObject
                 | Op::CopyObject
                 | Op::CreateBucket
                 | Op::DeleteObjects
@@ -97,7 +100,7 @@ const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-website-redirect-location", "website redirects"),
 ];
 
-fn refuse_unsupported_headers(head: &Head, op: Op) -> Result<Op, S3Error> {
+pub(super) fn refuse_unsupported_headers(head: &Head, op: Op) -> Result<Op, S3Error> {
     let object_write = matches!(
         op,
         Op::PutObject
@@ -187,7 +190,7 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
             "PUT" => Ok(Op::CreateBucket),
             "HEAD" => Ok(Op::HeadBucket),
             "DELETE" => Ok(Op::DeleteBucket),
-            "POST" => Ok(Op::NotImplemented("PostObject")),
+            "POST" => Ok(Op::PostObject),
             _ => Err(S3ErrorCode::MethodNotAllowed.into()),
         };
     }
@@ -265,6 +268,7 @@ mod tests {
             ("GET", "/b?lifecycle", Op::NotImplemented("lifecycle")),
             ("PUT", "/b/k?tagging", Op::NotImplemented("tagging")),
             ("POST", "/b?delete", Op::DeleteObjects),
+            ("POST", "/b", Op::PostObject),
             ("DELETE", "/b/k", Op::DeleteObject),
         ];
         for (m, p, want) in cases {
