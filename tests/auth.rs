@@ -125,6 +125,7 @@ fn sdk_presigned_get_and_put_with_awkward_keys() {
         let head = c.head_object().bucket("pre").key("typed").send().await.unwrap();
         assert_eq!(head.content_type(), Some("text/plain"));
     });
+    record_rust_sdk("sdk_presigned_get_and_put_with_awkward_keys", &["presigned GET/PUT"]);
 }
 
 #[test]

@@ -228,6 +228,7 @@ fn rules_errors_and_etags() {
         let e = c.delete_bucket().bucket("other").send().await.unwrap_err();
         assert_eq!(code(&e), "BucketNotEmpty");
     });
+    record_rust_sdk("rules_errors_and_etags", &["multipart rules, errors and ETags"]);
 }
 
 #[test]
@@ -339,6 +340,7 @@ fn checksums_composite_and_full_object() {
             .unwrap_err();
         assert_eq!(code(&e), "InvalidRequest");
     });
+    record_rust_sdk("checksums_composite_and_full_object", &["multipart COMPOSITE and FULL_OBJECT checksums"]);
 }
 
 #[test]
@@ -431,6 +433,7 @@ fn upload_part_copy_with_ranges() {
             .unwrap();
         assert_eq!(get_all(&c, "dst", "fromv1").await, b"first");
     });
+    record_rust_sdk("upload_part_copy_with_ranges", &["UploadPartCopy with ranges and versions"]);
 }
 
 #[test]
@@ -513,6 +516,7 @@ fn listings_page_past_a_thousand() {
         }
         assert_eq!(numbers, (1..=1100).collect::<Vec<i32>>());
     });
+    record_rust_sdk("listings_page_past_a_thousand", &["ListParts/ListMultipartUploads past 1,000"]);
 }
 
 /// 1 GiB sent as 64 parts of 16 MiB, eight at a time, read back byte for
@@ -586,6 +590,7 @@ fn one_gib_in_parallel_parts() {
             1024.0 / upload_s
         );
     });
+    record_rust_sdk("one_gib_in_parallel_parts", &["1 GiB in 64 parallel parts"]);
 }
 
 /// kill -9 while parts upload and while completions run: acknowledged parts

@@ -33,6 +33,16 @@ fn rclone(node: &Node, args: &[&str]) -> std::process::Output {
     out
 }
 
+fn rclone_version() -> String {
+    let out = Command::new("rclone").arg("version").output().expect("rclone is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.split_whitespace().nth(1).unwrap_or("?").trim_start_matches('v').to_string()
+}
+
+fn record(part: &str, scenarios: &[&str]) {
+    record_lane("rclone", &rclone_version(), part, scenarios);
+}
+
 fn write_tree(dir: &Path) {
     for (i, name) in ["a.txt", "sub/b.bin", "sub/deeper/c d+e.txt", "empty"].iter().enumerate() {
         let p = dir.join(name);
@@ -58,6 +68,31 @@ fn rclone_copies_in_and_out_and_checks() {
     rclone(&node, &["check", "kal:rcl", "kal:rcl2"]);
     let _ = std::fs::remove_dir_all(&src);
     let _ = std::fs::remove_dir_all(&back);
+    record("copy", &["copy local -> node -> local, rclone check both ways", "server-side copy between buckets"]);
+}
+
+#[test]
+fn rclone_multipart_uploads() {
+    let node = Node::start("rclone-multipart", &[]);
+    let src = temp_dir("rclone-mp-src");
+    let back = temp_dir("rclone-mp-back");
+    let big = bytes(7, 23 * 1024 * 1024 + 5);
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    rclone(&node, &["mkdir", "kal:mpu"]);
+    let cutoff = ["--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"];
+    rclone(&node, &[&["copy", src.to_str().unwrap(), "kal:mpu"][..], &cutoff[..]].concat());
+    rclone(&node, &["check", src.to_str().unwrap(), "kal:mpu"]);
+    let rt = rt();
+    let etag = rt.block_on(async {
+        let h = sdk(&node.endpoint()).head_object().bucket("mpu").key("big.bin").send().await.unwrap();
+        h.e_tag().unwrap().to_string()
+    });
+    assert!(etag.ends_with("-5\""), "uploaded in 5 parts: {etag}");
+    rclone(&node, &["copy", "kal:mpu", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), big);
+    let _ = std::fs::remove_dir_all(&src);
+    let _ = std::fs::remove_dir_all(&back);
+    record("multipart", &["multipart upload (--s3-upload-cutoff), check and copy back"]);
 }
 
 #[test]
@@ -95,4 +130,5 @@ fn rclone_s3_versions_copies_every_version_out() {
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.iter().any(|n| n.starts_with("other")), "a deleted key's old version is copied too: {names:?}");
     let _ = std::fs::remove_dir_all(&out);
+    record("versions", &["--s3-versions copies every version out"]);
 }

@@ -123,6 +123,7 @@ fn buckets_objects_and_errors() {
         let e = c.head_bucket().bucket("alpha").send().await.unwrap_err();
         assert!(e.as_service_error().is_some_and(|s| s.is_not_found()));
     });
+    record_rust_sdk("buckets_objects_and_errors", &["buckets, put/get/head/delete, metadata, every error code"]);
 }
 
 #[test]
@@ -191,6 +192,7 @@ fn conditional_reads_and_writes() {
         let g = c.get_object().bucket("cond").key("k").if_match(&cur).send().await.unwrap();
         assert_eq!(g.body.collect().await.unwrap().into_bytes().as_ref(), b"v2");
     });
+    record_rust_sdk("conditional_reads_and_writes", &["conditional reads and writes"]);
 }
 
 #[test]
@@ -275,6 +277,10 @@ fn listing_v1_v2_with_delimiters_and_pagination() {
         let r = c.list_objects_v2().bucket("lst").prefix("a").send().await.unwrap();
         assert_eq!(r.contents().iter().map(|o| o.key().unwrap()).collect::<Vec<_>>(), vec!["a/c/d"]);
     });
+    record_rust_sdk(
+        "listing_v1_v2_with_delimiters_and_pagination",
+        &["ListObjects v1/v2 with delimiters and pagination"],
+    );
 }
 
 #[test]
@@ -377,6 +383,7 @@ fn copy_object_directives_and_conditions() {
         let e = c.copy_object().bucket("dst").key("x").copy_source("src/missing").send().await.unwrap_err();
         assert_eq!(code(&e), "NoSuchKey");
     });
+    record_rust_sdk("copy_object_directives_and_conditions", &["CopyObject directives and conditions"]);
 }
 
 #[test]
@@ -438,6 +445,7 @@ fn overrides_dates_encodings_and_checksums() {
             .unwrap();
         assert_eq!(r.contents().iter().map(|o| o.key().unwrap()).collect::<Vec<_>>(), vec!["a+b/%C3%BC%2B%25"]);
     });
+    record_rust_sdk("overrides_dates_encodings_and_checksums", &["response overrides, default checksums validated"]);
 }
 
 #[test]

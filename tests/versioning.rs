@@ -161,6 +161,7 @@ fn versions_markers_and_the_null_version() {
     let c = sdk(&node.endpoint());
     let after = rt.block_on(versions(&c, "ver", 1000));
     assert_eq!(before, after);
+    record_rust_sdk("versions_markers_and_the_null_version", &["versioning, delete markers, null version"]);
 }
 
 #[test]

@@ -264,3 +264,38 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Records that a client passed these scenarios, for the README's
+/// compatibility table (tests/clients/table.py merges the files per client).
+/// `part` names the recording test, so tests of one client do not collide.
+pub fn record_lane(client: &str, version: &str, part: &str, scenarios: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os("KALIGON_CLIENT_RESULTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target/client-results"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let list: Vec<String> = scenarios.iter().map(|s| quote(s)).collect();
+    let json = format!(
+        "{{\"client\": {}, \"version\": {}, \"via\": \"direct\", \"scenarios\": [{}]}}\n",
+        quote(client),
+        quote(version),
+        list.join(", ")
+    );
+    let name: String =
+        format!("{client}-direct-{part}").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
+}
+
+/// The version of a crate this build resolved (from Cargo.lock).
+pub fn locked_version(krate: &str) -> String {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    let marker = format!("name = \"{krate}\"\nversion = \"");
+    let at = lock.find(&marker).map(|i| i + marker.len()).expect("crate in Cargo.lock");
+    lock[at..].split('"').next().unwrap().to_string()
+}
+
+/// Records scenarios the AWS SDK for Rust passed (see `record_lane`).
+pub fn record_rust_sdk(part: &str, scenarios: &[&str]) {
+    record_lane("aws-sdk-s3 (Rust)", &locked_version("aws-sdk-s3"), part, scenarios);
+}
