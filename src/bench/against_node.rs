@@ -108,6 +108,23 @@ fn short_runs_against_a_node() {
     assert!(matches!(err, Error::RequestsFailed { failed: 20, .. }), "{err}");
     assert!(document(&json).contains("\"errors_by_code\":{\"NoSuchBucket\":20}"));
 
+    // --compare: alternating rounds against two endpoints (here the node under two names),
+    // medians and ratios in the JSON, one CSV row per endpoint, round and operation.
+    let csv = dir.join("result.csv");
+    let second = format!("{endpoint}/");
+    let csv_arg = csv.to_str().expect("utf-8 temp path");
+    let compare = ["--workload", "get", "--objects", "10", "--ops", "60", "--verify", "--rounds", "2"];
+    run(args(&endpoint, &json, &[&compare[..], &["--compare", &second, "--csv", csv_arg]].concat())).expect("compare");
+    let doc = document(&json);
+    assert!(doc.contains(&format!("\"endpoints\":[\"{endpoint}\",\"{second}\"]")), "{doc}");
+    assert_eq!(doc.matches("\"totals\":{\"ops\":60,\"errors\":0,").count(), 4, "{doc}");
+    assert!(doc.contains("\"ratio\":{\"ops_per_s\":"), "{doc}");
+    let rows: Vec<String> = std::fs::read_to_string(&csv).expect("csv written").lines().map(str::to_owned).collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(rows[0].starts_with("endpoint,round,operation,ops,errors,"), "{rows:?}");
+    assert!(rows[1].starts_with(&format!("{endpoint},1,get,60,0,")), "{rows:?}");
+    assert!(rows[3].starts_with(&format!("{second},2,get,60,0,")), "{rows:?}");
+
     // Null mode against the health endpoint.
     run(args(&endpoint, &json, &["--null", "--path", "/health/live", "--ops", "200"])).expect("null gets");
     assert!(document(&json).contains("\"totals\":{\"ops\":200,\"errors\":0,"));

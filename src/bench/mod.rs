@@ -5,7 +5,9 @@
 //! SigV4-signed request at a time (closed loop). Bodies are generated once per size and are
 //! deterministic per key, so `--verify` can check every GET byte for byte. It reports ops/s,
 //! MiB/s, latency and time-to-first-byte percentiles, errors by S3 code, and a per-second
-//! timeline, on stdout and optionally as JSON (`--json FILE`).
+//! timeline, on stdout and optionally as JSON (`--json FILE`) and CSV (`--csv FILE`).
+//! `--compare URL2` runs the same workload against a second endpoint in alternating rounds
+//! and reports the ratio of the medians.
 //!
 //! `--null` sends plain unsigned requests to `--path` instead, to measure an HTTP server (or
 //! this tool) without S3 in the way.
@@ -100,6 +102,23 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write the results as CSV to this file: one row per endpoint, round and operation.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// A second endpoint: run the same workload against both in alternating rounds (A B, B A,
+    /// …) and report medians and the ratio second/first, so a noisy machine still compares
+    /// fairly. Each endpoint gets its own bucket setup and preload.
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Access key of the --compare endpoint [default: the first endpoint's].
+    #[arg(long)]
+    pub compare_access_key: Option<String>,
+    /// Secret key of the --compare endpoint [default: the first endpoint's].
+    #[arg(long)]
+    pub compare_secret_key: Option<String>,
+    /// Measured rounds per endpoint with --compare.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Sign `UNSIGNED-PAYLOAD` instead of each body's SHA-256.
     #[arg(long)]
     pub unsigned_payload: bool,
@@ -309,33 +328,35 @@ fn settle(args: &BenchArgs) -> Result<Settings, Error> {
     Ok(Settings { args: args.clone(), threads, connections, mix, objects, duration })
 }
 
-/// Runs `kaligon bench`: prints the summary, writes the JSON, and fails if any request did.
-pub fn run(args: BenchArgs) -> Result<(), Error> {
-    let settings = settle(&args)?;
-    let (addr, host) = parse_endpoint(&args.endpoint)?;
-    let (access_key, secret_key) = if args.null {
-        (String::new(), String::new())
-    } else {
-        let access = credential(&args.access_key, ["KALIGON_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]);
-        let secret = credential(&args.secret_key, ["KALIGON_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"]);
-        match (access, secret) {
-            (Some(a), Some(s)) => (a, s),
-            _ => {
-                return Err(Error::Usage(
-                    "no credentials: pass --access-key and --secret-key, or set KALIGON_ACCESS_KEY and \
-                     KALIGON_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-                        .into(),
-                ));
-            }
-        }
-    };
+/// The keys of an endpoint: flags, then the environment.
+fn credentials(args: &BenchArgs) -> Result<(String, String), Error> {
+    if args.null {
+        return Ok((String::new(), String::new()));
+    }
+    let access = credential(&args.access_key, ["KALIGON_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]);
+    let secret = credential(&args.secret_key, ["KALIGON_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"]);
+    match (access, secret) {
+        (Some(a), Some(s)) => Ok((a, s)),
+        _ => Err(Error::Usage(
+            "no credentials: pass --access-key and --secret-key, or set KALIGON_ACCESS_KEY and \
+             KALIGON_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                .into(),
+        )),
+    }
+}
+
+/// Connects the workload to one endpoint: creates the bucket and uploads the objects the
+/// workload reads (neither is timed).
+fn prepare(settings: &Settings, endpoint: &str, keys: (String, String)) -> Result<Arc<Target>, Error> {
+    let args = &settings.args;
+    let (addr, host) = parse_endpoint(endpoint)?;
     let target = Arc::new(Target {
         addr,
         host,
         bucket: args.bucket.clone(),
         prefix: args.prefix.clone(),
-        access_key,
-        secret_key,
+        access_key: keys.0,
+        secret_key: keys.1,
         region: args.region.clone(),
         unsigned_payload: args.unsigned_payload,
         verify: args.verify,
@@ -344,40 +365,115 @@ pub fn run(args: BenchArgs) -> Result<(), Error> {
         request_timeout: (!args.timeout.is_zero()).then_some(args.timeout),
         bodies: Bodies::new(args.size as usize),
     });
-    let pin = !args.no_pin;
     if !args.null {
         if !args.no_create {
             create_bucket(&target)?;
         }
         if let (Some(count), false, false) = (settings.objects, args.workload() == Workload::Put, args.no_preload) {
-            preload(&target, &settings, count, pin)?;
+            preload(&target, settings, count, !args.no_pin)?;
         }
     }
+    Ok(target)
+}
+
+/// One timed run of the workload against a prepared endpoint.
+fn measure(settings: &Settings, target: &Arc<Target>) -> Result<(ThreadStats, bool), Error> {
+    let args = &settings.args;
     let keys = match (args.workload(), settings.objects) {
         (Workload::Put, None) => KeyPick::Sequential { count: None },
         (Workload::Delete, count) => KeyPick::Sequential { count },
         (_, count) => KeyPick::Random { count: count.unwrap_or(1) },
     };
     let plan = Plan { mix: settings.mix.clone(), keys, ops: args.ops, duration: settings.duration };
-    let phase = Arc::new(Phase::new(target, plan, settings.threads));
-    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let per_thread = run_with_progress(&phase, &settings.connections, pin)?;
+    let phase = Arc::new(Phase::new(target.clone(), plan, settings.threads));
+    let per_thread = run_with_progress(&phase, &settings.connections, !args.no_pin)?;
     let mut total = ThreadStats::default();
     for t in &per_thread {
         total.merge(t);
     }
-    let exhausted = phase.keys_exhausted.load(Ordering::Relaxed);
-    print!("{}", report::summary(&settings, &total, exhausted));
-    if let Some(path) = &args.json {
-        let json = report::json(&settings, &total, started_unix, exhausted);
-        std::fs::write(path, json).map_err(|source| Error::Json { path: path.clone(), source })?;
+    Ok((total, phase.keys_exhausted.load(Ordering::Relaxed)))
+}
+
+fn write_file(path: &PathBuf, text: String) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Json { path: path.clone(), source })
+}
+
+/// Fails the run if any request failed.
+fn check_failures<'a>(totals: impl Iterator<Item = &'a ThreadStats>) -> Result<(), Error> {
+    let (mut failed, mut ok) = (0, 0);
+    for total in totals {
+        failed += total.ops.iter().map(|o| o.error_count()).sum::<u64>();
+        ok += total.ops.iter().map(|o| o.ok).sum::<u64>();
     }
-    let failed: u64 = total.ops.iter().map(|o| o.error_count()).sum();
-    let ok: u64 = total.ops.iter().map(|o| o.ok).sum();
     if failed > 0 {
         return Err(Error::RequestsFailed { failed, total: failed + ok });
     }
     Ok(())
+}
+
+/// Runs `kaligon bench`: prints the summary, writes the JSON and CSV, and fails if any
+/// request did.
+pub fn run(args: BenchArgs) -> Result<(), Error> {
+    let settings = settle(&args)?;
+    let keys = credentials(&args)?;
+    if let Some(second) = &args.compare {
+        return compare(&settings, keys, second);
+    }
+    let target = prepare(&settings, &args.endpoint, keys)?;
+    let started_unix = unix_now();
+    let (total, exhausted) = measure(&settings, &target)?;
+    print!("{}", report::summary(&settings, &total, exhausted));
+    if let Some(path) = &args.json {
+        write_file(path, report::json(&settings, &total, started_unix, exhausted))?;
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = report::CSV_HEADER.to_owned();
+        report::csv_rows(&mut csv, &args.endpoint, 1, &total);
+        write_file(path, csv)?;
+    }
+    check_failures(std::iter::once(&total))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `--compare`: alternating rounds against two endpoints, then medians and ratios.
+fn compare(settings: &Settings, keys: (String, String), second: &str) -> Result<(), Error> {
+    let args = &settings.args;
+    if args.rounds == 0 {
+        return Err(Error::Usage("--rounds must be at least 1".into()));
+    }
+    let second_keys = (
+        args.compare_access_key.clone().unwrap_or_else(|| keys.0.clone()),
+        args.compare_secret_key.clone().unwrap_or_else(|| keys.1.clone()),
+    );
+    let endpoints = [args.endpoint.as_str(), second];
+    let targets = [prepare(settings, endpoints[0], keys)?, prepare(settings, endpoints[1], second_keys)?];
+    let started_unix = unix_now();
+    let mut runs: Vec<report::Round> = Vec::new();
+    for round in 1..=args.rounds {
+        // A B, then B A: neither endpoint always runs on a warmer (or more tired) machine.
+        let order: [usize; 2] = if round % 2 == 1 { [0, 1] } else { [1, 0] };
+        for e in order {
+            let (total, _) = measure(settings, &targets[e])?;
+            let line = report::round_line(endpoints[e], round, &total);
+            println!("{line}");
+            runs.push(report::Round { endpoint: e, round, total });
+        }
+    }
+    print!("{}", report::compare_summary(settings, &endpoints, &runs));
+    if let Some(path) = &args.json {
+        write_file(path, report::compare_json(settings, &endpoints, &runs, started_unix))?;
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = report::CSV_HEADER.to_owned();
+        for r in &runs {
+            report::csv_rows(&mut csv, endpoints[r.endpoint], r.round, &r.total);
+        }
+        write_file(path, csv)?;
+    }
+    check_failures(runs.iter().map(|r| &r.total))
 }
 
 /// Runs a phase; on a terminal, shows one progress line on stderr, updated every second.

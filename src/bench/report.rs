@@ -174,10 +174,8 @@ fn op_json(op: &OpStats, secs: f64) -> String {
     )
 }
 
-/// The `--json` document: configuration, totals, per-operation results, errors, timeline.
-pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_exhausted: bool) -> String {
+fn config_json(settings: &Settings) -> String {
     let args = &settings.args;
-    let secs = seconds(total);
     let mix: Vec<String> = settings.mix.iter().map(|(k, w)| format!("{}:{w}", string(k.name()))).collect();
     let config = [
         format!("\"endpoint\":{}", string(&args.endpoint)),
@@ -199,6 +197,21 @@ pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_ex
         format!("\"path\":{}", if args.null { string(&args.path) } else { "null".to_owned() }),
         format!("\"pinned\":{}", !args.no_pin),
     ];
+    config.join(",")
+}
+
+/// Every operation's results merged.
+fn all_ops(total: &ThreadStats) -> OpStats {
+    let mut all = OpStats::default();
+    for op in &total.ops {
+        all.merge(op);
+    }
+    all
+}
+
+/// The `--json` document: configuration, totals, per-operation results, errors, timeline.
+pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_exhausted: bool) -> String {
+    let secs = seconds(total);
     let mut all = OpStats::default();
     let mut operations = Vec::new();
     for kind in OpKind::ALL {
@@ -220,7 +233,7 @@ pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_ex
          \"elapsed_s\":{},\n\"keys_exhausted\":{keys_exhausted},\n\"totals\":{},\n\"operations\":{{{}}},\n\
          \"errors_by_code\":{},\n\"timeline\":[\n{}\n]\n}}\n",
         string(env!("CARGO_PKG_VERSION")),
-        config.join(","),
+        config_json(settings),
         number(secs),
         op_json(&all, secs),
         operations.join(",\n"),
@@ -229,9 +242,187 @@ pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_ex
     )
 }
 
+/// The `--csv` header; `csv_rows` writes matching rows.
+pub const CSV_HEADER: &str = "endpoint,round,operation,ops,errors,seconds,ops_per_s,mib_per_s,\
+                              p50_ms,p90_ms,p99_ms,p99.9_ms,max_ms,ttfb_p50_ms,ttfb_p99_ms\n";
+
+/// One CSV row per operation that ran.
+pub fn csv_rows(out: &mut String, endpoint: &str, round: u32, total: &ThreadStats) {
+    let secs = seconds(total);
+    for kind in OpKind::ALL {
+        let op = &total.ops[kind as usize];
+        if op.ok == 0 && op.errors.is_empty() {
+            continue;
+        }
+        let q = |h: &Histogram, q: f64| format!("{:.3}", ms(h.quantile(q)));
+        let _ = writeln!(
+            out,
+            "{},{round},{},{},{},{secs:.3},{:.1},{:.2},{},{},{},{},{:.3},{},{}",
+            endpoint.replace(',', "%2C"),
+            kind.name(),
+            op.ok,
+            op.error_count(),
+            op.ok as f64 / secs,
+            op.bytes as f64 / secs / 1048576.0,
+            q(&op.latency, 0.5),
+            q(&op.latency, 0.9),
+            q(&op.latency, 0.99),
+            q(&op.latency, 0.999),
+            ms(op.latency.max()),
+            q(&op.ttfb, 0.5),
+            q(&op.ttfb, 0.99),
+        );
+    }
+}
+
+/// One measured round of `--compare`.
+pub struct Round {
+    /// Index into the endpoints.
+    pub endpoint: usize,
+    pub round: u32,
+    pub total: ThreadStats,
+}
+
+/// The figures compared between endpoints.
+#[derive(Clone, Copy)]
+struct Figures {
+    ops_per_s: f64,
+    mib_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn figures(total: &ThreadStats) -> Figures {
+    let all = all_ops(total);
+    let secs = seconds(total);
+    Figures {
+        ops_per_s: all.ok as f64 / secs,
+        mib_per_s: all.bytes as f64 / secs / 1048576.0,
+        p50_ms: ms(all.latency.quantile(0.5)),
+        p99_ms: ms(all.latency.quantile(0.99)),
+        errors: all.error_count(),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Medians over an endpoint's rounds.
+fn medians(runs: &[Round], endpoint: usize) -> Figures {
+    let mine: Vec<Figures> = runs.iter().filter(|r| r.endpoint == endpoint).map(|r| figures(&r.total)).collect();
+    let m = |f: fn(&Figures) -> f64| median(mine.iter().map(f).collect());
+    Figures {
+        ops_per_s: m(|f| f.ops_per_s),
+        mib_per_s: m(|f| f.mib_per_s),
+        p50_ms: m(|f| f.p50_ms),
+        p99_ms: m(|f| f.p99_ms),
+        errors: mine.iter().map(|f| f.errors).sum(),
+    }
+}
+
+/// The line printed after each round.
+pub fn round_line(endpoint: &str, round: u32, total: &ThreadStats) -> String {
+    let f = figures(total);
+    format!(
+        "round {round} {endpoint}: {:.1} ops/s {:.2} MiB/s p50 {:.3} ms p99 {:.3} ms, {} errors",
+        f.ops_per_s, f.mib_per_s, f.p50_ms, f.p99_ms, f.errors
+    )
+}
+
+/// The `--compare` summary: medians per endpoint and second/first ratios.
+pub fn compare_summary(settings: &Settings, endpoints: &[&str; 2], runs: &[Round]) -> String {
+    let args = &settings.args;
+    let (a, b) = (medians(runs, 0), medians(runs, 1));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "kaligon bench --compare: {} of {} objects, {} connections on {} threads, {} rounds each, alternating",
+        workload_text(settings),
+        size_text(args.size),
+        args.concurrency,
+        settings.threads,
+        args.rounds
+    );
+    for (name, f) in [(endpoints[0], a), (endpoints[1], b)] {
+        let _ = writeln!(
+            out,
+            "  median {name}: {:.1} ops/s {:.2} MiB/s p50 {:.3} ms p99 {:.3} ms, {} errors",
+            f.ops_per_s, f.mib_per_s, f.p50_ms, f.p99_ms, f.errors
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  ratio second/first: ops/s {:.3}  MiB/s {:.3}  p50 {:.3}  p99 {:.3}",
+        b.ops_per_s / a.ops_per_s,
+        b.mib_per_s / a.mib_per_s,
+        b.p50_ms / a.p50_ms,
+        b.p99_ms / a.p99_ms
+    );
+    out
+}
+
+fn figures_json(f: &Figures) -> String {
+    format!(
+        "{{\"ops_per_s\":{},\"mib_per_s\":{},\"p50_ms\":{},\"p99_ms\":{},\"errors\":{}}}",
+        number(f.ops_per_s),
+        number(f.mib_per_s),
+        number(f.p50_ms),
+        number(f.p99_ms),
+        f.errors
+    )
+}
+
+/// The `--json` document of `--compare`: every round, the medians and the ratios.
+pub fn compare_json(settings: &Settings, endpoints: &[&str; 2], runs: &[Round], started_unix: u64) -> String {
+    let rounds: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let secs = seconds(&r.total);
+            format!(
+                "{{\"endpoint\":{},\"round\":{},\"elapsed_s\":{},\"totals\":{}}}",
+                string(endpoints[r.endpoint]),
+                r.round,
+                number(secs),
+                op_json(&all_ops(&r.total), secs)
+            )
+        })
+        .collect();
+    let (a, b) = (medians(runs, 0), medians(runs, 1));
+    format!(
+        "{{\n\"tool\":\"kaligon bench\",\n\"version\":{},\n\"started_unix\":{started_unix},\n\"config\":{{{}}},\n\
+         \"endpoints\":[{},{}],\n\"rounds\":[\n{}\n],\n\"median\":[{},{}],\n\
+         \"ratio\":{{\"ops_per_s\":{},\"mib_per_s\":{},\"p50\":{},\"p99\":{}}}\n}}\n",
+        string(env!("CARGO_PKG_VERSION")),
+        config_json(settings),
+        string(endpoints[0]),
+        string(endpoints[1]),
+        rounds.join(",\n"),
+        figures_json(&a),
+        figures_json(&b),
+        number(b.ops_per_s / a.ops_per_s),
+        number(b.mib_per_s / a.mib_per_s),
+        number(b.p50_ms / a.p50_ms),
+        number(b.p99_ms / a.p99_ms),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_of_rounds() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
 
     #[test]
     fn json_strings_are_escaped() {
