@@ -165,6 +165,26 @@ impl BodyReader {
     }
 }
 
+/// Refills a look-ahead buffer for parsers that must see past what they
+/// consume (aws-chunked framing, form boundaries): moves the unread bytes
+/// `stage[*pos..]` to the front and reads more body bytes after them, up to
+/// `cap` bytes staged. Returns false at the end of the body.
+pub async fn refill_stage(
+    stage: &mut Vec<u8>,
+    pos: &mut usize,
+    cap: usize,
+    conn: &mut Conn,
+    body: &mut BodyReader,
+) -> Result<bool, Error> {
+    stage.drain(..*pos);
+    *pos = 0;
+    let have = stage.len();
+    stage.resize(cap.max(have + 1), 0);
+    let n = body.read(conn, &mut stage[have..]).await?;
+    stage.truncate(have + n);
+    Ok(n > 0)
+}
+
 /// Advances chunked framing outside chunk data: parses a size line, the CRLF
 /// after data, or the trailer section.
 async fn chunk_step(conn: &mut Conn, state: ChunkState, timeout: Duration) -> Result<ChunkState, Error> {

@@ -77,13 +77,7 @@ impl Form {
     }
 
     async fn refill(&mut self, conn: &mut Conn, body: &mut BodyReader) -> Result<bool, Error> {
-        self.stage.drain(..self.pos);
-        self.pos = 0;
-        let have = self.stage.len();
-        self.stage.resize(STAGE_BYTES.max(have + 1), 0);
-        let n = body.read(conn, &mut self.stage[have..]).await?;
-        self.stage.truncate(have + n);
-        Ok(n > 0)
+        Ok(super::body::refill_stage(&mut self.stage, &mut self.pos, STAGE_BYTES, conn, body).await?)
     }
 
     fn consume(&mut self, n: usize, fields_max: usize) -> Result<(), Error> {

@@ -82,6 +82,20 @@ lane = Lane("s3cmd", version.strip().removeprefix("s3cmd version "))
 B = "s3cmd-lane"
 L = os.path.join(WORK, "s3cmd")
 
+
+def check_stored(key, body, what):
+    """s3cmd info, the server's ETag and s3cmd get of the key all agree with body, the lane's
+    MIME type and its metadata; returns the info fields."""
+    fields = info(f"s3://{B}/{key}")
+    expect_eq(f"{what} MD5", fields.get("MD5 sum"), md5(body))
+    expect_eq(f"{what} MIME type", fields.get("MIME type"), "application/x-lane")
+    expect_eq(f"{what} metadata", fields.get("x-amz-meta-owner"), "lane")
+    expect_eq(f"{what} ETag", head_etag(B, key), f'"{md5(body)}"')
+    dst = os.path.join(L, f"{what}.back")
+    s3cmd("get", "--force", f"s3://{B}/{key}", dst)
+    expect_eq(f"{what} got back", read_file(dst), body)
+    return fields
+
 with lane.scenario("mb, ls shows the bucket"):
     s3cmd("mb", f"s3://{B}")
     _, out = s3cmd("ls")
@@ -94,15 +108,8 @@ with lane.scenario("put with --mime-type and x-amz-meta header, info, get"):
     src = write_file("s3cmd/small.bin", body)
     s3cmd("put", src, f"s3://{B}/dir/small file.bin", "--mime-type=application/x-lane",
           "--add-header=x-amz-meta-owner:lane")
-    fields = info(f"s3://{B}/dir/small file.bin")
+    fields = check_stored("dir/small file.bin", body, "put")
     expect_eq("info size", fields.get("File size"), str(len(body)))
-    expect_eq("info MD5", fields.get("MD5 sum"), md5(body))
-    expect_eq("info MIME type", fields.get("MIME type"), "application/x-lane")
-    expect_eq("info metadata", fields.get("x-amz-meta-owner"), "lane")
-    expect_eq("server ETag", head_etag(B, "dir/small file.bin"), f'"{md5(body)}"')
-    dst = os.path.join(L, "small.back")
-    s3cmd("get", "--force", f"s3://{B}/dir/small file.bin", dst)
-    expect_eq("got back", read_file(dst), body)
     _, out = s3cmd("ls", f"s3://{B}/dir/")
     assert re.search(rf"\s{len(body)}\s+s3://{B}/dir/small file\.bin$", out, re.M), out
 
@@ -155,14 +162,8 @@ with lane.scenario("sync up, re-sync uploads nothing, sync down"):
 with lane.scenario("cp (server-side copy) keeps bytes and metadata"):
     s3cmd("cp", f"s3://{B}/dir/small file.bin", f"s3://{B}/copy/small.bin")
     body = data(1, 300_001)
-    fields = info(f"s3://{B}/copy/small.bin")
-    expect_eq("copy MD5", fields.get("MD5 sum"), md5(body))
-    expect_eq("copy MIME type", fields.get("MIME type"), "application/x-lane")
-    expect_eq("copy metadata", fields.get("x-amz-meta-owner"), "lane")
-    expect_eq("copy ETag", head_etag(B, "copy/small.bin"), f'"{md5(body)}"')
+    check_stored("copy/small.bin", body, "copy")
     dst = os.path.join(L, "copy.back")
-    s3cmd("get", "--force", f"s3://{B}/copy/small.bin", dst)
-    expect_eq("copy got back", read_file(dst), body)
     s3cmd("cp", f"s3://{B}/big/file.bin", f"s3://{B}/copy/big.bin")
     s3cmd("get", "--force", f"s3://{B}/copy/big.bin", dst)
     expect_eq("big copy got back", read_file(dst), data(2, 20 * MiB + 1))
