@@ -138,7 +138,9 @@ impl TlsProxy {
              include {d}/site.conf;\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), main).unwrap();
-        let mut child = Command::new("nginx")
+        // Debian installs it in /usr/sbin, which a non-login PATH may lack.
+        let nginx = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
+        let mut child = Command::new(nginx)
             .arg("-p")
             .arg(&dir)
             .arg("-c")

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/../.."
 
 need=()
 for pair in rclone:rclone s3cmd:s3cmd nginx:nginx curl:curl openssl:openssl mkfs.ext4:e2fsprogs; do
-  command -v "${pair%%:*}" >/dev/null || need+=("${pair##*:}")
+  bin="${pair%%:*}"
+  command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || need+=("${pair##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   # Packages must not start daemons (nginx would take port 80): the tests

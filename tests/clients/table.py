@@ -19,7 +19,8 @@ ORDER = ["aws-cli", "boto3", "rclone", "s3cmd", "minio-py", "@aws-sdk/client-s3 
 
 def nginx_version():
     try:
-        r = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+        nginx = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "nginx"
+        r = subprocess.run([nginx, "-v"], capture_output=True, text=True)
         return r.stderr.strip().split("/")[-1]
     except OSError:
         return "?"
