@@ -8,8 +8,8 @@
 #   REPS=5 SECS=10 tuning/bench.sh
 #   DATA=/mnt/nvme0/kaligon tuning/bench.sh   # measure that drive
 #
-# Needs fio (installed from apt if missing) and python3. Multipart is not
-# in kaligon bench yet; tests/multipart.rs prints its figures.
+# Needs fio (installed from apt if missing) and python3. The wrk comparison
+# of the null figure is tuning/wrk-compare.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,12 +72,15 @@ bench_run null --null --path /health/live
 echo "S3 loads"
 bench_run put1m --workload put --size 1MiB --objects 256
 bench_run put1mu --workload put --size 1MiB --objects 256 --unsigned-payload
+bench_run put1mcrc --workload put --size 1MiB --objects 256 --checksum crc64nvme
 bench_run get1m --workload get --size 1MiB --objects 256 --verify
 C=4 bench_run put64m --workload put --size 64MiB --objects 8
 C=4 bench_run get64m --workload get --size 64MiB --objects 8 --verify
+C=4 bench_run mp64m --workload multipart --size 64MiB --part-size 8MiB --objects 8
 bench_run put4k --workload put --size 4KiB --objects 10000
 bench_run get4k --workload get --size 4KiB --objects 10000 --verify
 bench_run mixed4k --workload mixed --size 4KiB --objects 10000 --mix get=70,put=30
+bench_run open4k --workload get --size 4KiB --objects 10000 --verify --rate "${RATE:-10000}"
 stop_node
 
 python3 - "$WORK/json" "$OUT" "$REPS" "$SECS" "$CONC" "$DATA" <<'EOF'
@@ -112,12 +115,15 @@ def row(label, name, field, limit=None, limit_name=""):
 null = row("HTTP null GET /health/live", "null", "ops_per_s")
 row("PUT 1 MiB", "put1m", "mib_per_s", w1, "fio write")
 row("PUT 1 MiB, UNSIGNED-PAYLOAD", "put1mu", "mib_per_s", w1, "fio write")
+row("PUT 1 MiB, x-amz-checksum-crc64nvme", "put1mcrc", "mib_per_s", w1, "fio write")
 row("GET 1 MiB", "get1m", "mib_per_s", r1, "fio read")
 row("PUT 64 MiB (-c 4)", "put64m", "mib_per_s", w1, "fio write")
 row("GET 64 MiB (-c 4)", "get64m", "mib_per_s", r1, "fio read")
+row("multipart upload 64 MiB in 8 MiB parts (-c 4)", "mp64m", "mib_per_s", w1, "fio write")
 row("PUT 4 KiB", "put4k", "ops_per_s", null, "null HTTP")
 row("GET 4 KiB", "get4k", "ops_per_s", null, "null HTTP")
 row("mixed 4 KiB (70 get / 30 put)", "mixed4k", "ops_per_s", null, "null HTTP")
+row(f"GET 4 KiB, open loop at {os.environ.get('RATE', '10000')}/s (p99 from schedule)", "open4k", "ops_per_s", null, "null HTTP")
 host = f"{platform.node()}, {os.cpu_count()} cores, {platform.release()}"
 with open(out, "w") as f:
     f.write(f"""# Standard performance set

@@ -125,6 +125,47 @@ fn short_runs_against_a_node() {
     assert!(rows[1].starts_with(&format!("{endpoint},1,get,60,0,")), "{rows:?}");
     assert!(rows[3].starts_with(&format!("{second},2,get,60,0,")), "{rows:?}");
 
+    // Multipart uploads with a checksum on every part, read back and verified, checksum too.
+    let multipart = ["--workload", "multipart", "--size", "6MiB", "--part-size", "5MiB", "--ops", "6", "-c", "2"];
+    let crc = ["--checksum", "crc64nvme", "--prefix", "mp/"];
+    run(args(&endpoint, &json, &[&multipart[..], &crc].concat())).expect("multipart uploads succeed");
+    let doc = document(&json);
+    assert!(doc.contains("\"multipart\":{\"ops\":6,\"errors\":0,"), "{doc}");
+    assert!(doc.contains(&format!("\"bytes\":{}", 6 * 6 * 1048576)), "{doc}");
+    assert!(doc.contains("\"checksum\":\"crc64nvme\""), "{doc}");
+    let get_back = ["--workload", "get", "--size", "6MiB", "--objects", "6", "--no-preload", "--ops", "12", "--verify"];
+    run(args(&endpoint, &json, &[&get_back[..], &crc].concat())).expect("multipart objects read back");
+    assert!(document(&json).contains("\"get\":{\"ops\":12,\"errors\":0,"));
+    // Verification compares the checksum the server returns with the one asked for.
+    let err = run(args(&endpoint, &json, &[&get_back[..], &["--checksum", "crc32", "--prefix", "mp/"]].concat()))
+        .unwrap_err();
+    assert!(matches!(err, Error::RequestsFailed { failed: 12, total: 12 }), "{err}");
+    assert!(document(&json).contains("\"errors_by_code\":{\"verify:checksum-algorithm\":12}"));
+    // Parts of 1 MiB are below S3's 5 MiB minimum: the completion fails with AWS's code.
+    let small_parts = ["--workload", "multipart", "--size", "3MiB", "--part-size", "1MiB", "--ops", "2", "-c", "1"];
+    let err = run(args(&endpoint, &json, &small_parts)).unwrap_err();
+    assert!(matches!(err, Error::RequestsFailed { failed: 2, total: 2 }), "{err}");
+    assert!(document(&json).contains("\"errors_by_code\":{\"EntityTooSmall\":2}"));
+
+    // A size distribution in a mix with multipart uploads, verified with a CRC32 per object.
+    let dist = ["--workload", "mixed", "--mix", "get=4,put=2,multipart=1", "--size", "1KiB:6,100KiB:3,6MiB:1"];
+    let dist_rest = ["--part-size", "5MiB", "--objects", "30", "--ops", "200", "--verify", "--checksum", "crc32"];
+    run(args(&endpoint, &json, &[&dist[..], &dist_rest, &["--prefix", "dist/"]].concat())).expect("distribution");
+    let doc = document(&json);
+    assert!(doc.contains("\"totals\":{\"ops\":200,\"errors\":0,"), "{doc}");
+    assert!(doc.contains("\"sizes\":[{\"bytes\":1024,\"weight\":6},"), "{doc}");
+    assert!(doc.contains("\"size_bytes\":null"), "{doc}");
+
+    // Open loop: 400 operations scheduled at 2000/s take about 0.2 s whatever the server does.
+    let open = ["--workload", "get", "--objects", "10", "--ops", "400", "--rate", "2000", "--verify", "-c", "4"];
+    run(args(&endpoint, &json, &open)).expect("open loop");
+    let doc = document(&json);
+    assert!(doc.contains("\"totals\":{\"ops\":400,\"errors\":0,"), "{doc}");
+    assert!(doc.contains("\"rate_ops_per_s\":2000"), "{doc}");
+    assert!(doc.contains("\"late_starts\":"), "{doc}");
+    let elapsed: f64 = doc.split("\"elapsed_s\":").nth(1).and_then(|r| r.split(',').next()).unwrap().parse().unwrap();
+    assert!((0.19..2.0).contains(&elapsed), "the schedule paces the run: {elapsed} s");
+
     // Null mode against the health endpoint.
     run(args(&endpoint, &json, &["--null", "--path", "/health/live", "--ops", "200"])).expect("null gets");
     assert!(document(&json).contains("\"totals\":{\"ops\":200,\"errors\":0,"));

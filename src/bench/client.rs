@@ -5,6 +5,7 @@
 //! written, or kept (error documents) up to a bound.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,16 +92,21 @@ pub struct Response {
     pub sink: Sink,
     /// When the first byte of the response arrived.
     pub first_byte: Instant,
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The first `x-amz-checksum-<algorithm>` header: (algorithm, value).
+    pub checksum: Option<(String, String)>,
 }
 
 /// The body that follows a request head.
 pub enum Payload {
     None,
-    /// `shared[..]` followed by `tail[..tail_len]`, written without copying `shared`.
+    /// `shared[range]` followed by `tail[tail_range]`, written without copying `shared`.
     Object {
         shared: Arc<Vec<u8>>,
+        range: Range<usize>,
         tail: [u8; TAG_BYTES],
-        tail_len: usize,
+        tail_range: Range<usize>,
     },
 }
 
@@ -172,15 +178,18 @@ impl Conn {
 /// Writes a request head and its payload; returns the head buffer for reuse.
 async fn write_request(mut stream: &TcpStream, mut head: Vec<u8>, payload: Payload) -> Result<Vec<u8>, Transport> {
     match payload {
-        Payload::Object { shared, tail, tail_len } if shared.len() + tail_len > INLINE_BODY_BYTES_MAX => {
-            let BufResult(r, (head, _)) = stream.write_vectored_all((head, (shared, (tail.slice(..tail_len),)))).await;
+        Payload::Object { shared, range, tail, tail_range }
+            if range.len() + tail_range.len() > INLINE_BODY_BYTES_MAX =>
+        {
+            let body = (shared.slice(range), (tail.slice(tail_range),));
+            let BufResult(r, (head, _)) = stream.write_vectored_all((head, body)).await;
             r?;
             Ok(head)
         }
-        Payload::Object { shared, tail, tail_len } => {
+        Payload::Object { shared, range, tail, tail_range } => {
             let head_len = head.len();
-            head.extend_from_slice(&shared);
-            head.extend_from_slice(&tail[..tail_len]);
+            head.extend_from_slice(&shared[range]);
+            head.extend_from_slice(&tail[tail_range]);
             let BufResult(r, mut head) = stream.write_all(head).await;
             r?;
             head.truncate(head_len);
@@ -272,6 +281,8 @@ impl Reader {
                 content_length: head.content_length,
                 sink,
                 first_byte,
+                etag: head.etag,
+                checksum: head.checksum,
             });
         }
     }
@@ -290,6 +301,8 @@ impl Reader {
             content_length: None,
             chunked: false,
             close: response.version == Some(0),
+            etag: None,
+            checksum: None,
         };
         for h in response.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -297,6 +310,12 @@ impl Reader {
                 head.content_length = Some(text.trim().parse().map_err(|_| Transport::Protocol("content-length"))?);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 head.chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+            } else if h.name.eq_ignore_ascii_case("etag") {
+                head.etag = Some(String::from_utf8_lossy(h.value).into_owned());
+            } else if let Some(algo) = checksum_header(h.name)
+                && head.checksum.is_none()
+            {
+                head.checksum = Some((algo.to_owned(), String::from_utf8_lossy(h.value).into_owned()));
             } else if h.name.eq_ignore_ascii_case("connection") {
                 if h.value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close")) {
                     head.close = true;
@@ -378,6 +397,18 @@ struct Head {
     content_length: Option<u64>,
     chunked: bool,
     close: bool,
+    etag: Option<String>,
+    checksum: Option<(String, String)>,
+}
+
+/// `crc32` for an `x-amz-checksum-crc32` header; not for `x-amz-checksum-type` or `-mode`.
+fn checksum_header(name: &str) -> Option<&str> {
+    const PREFIX: &str = "x-amz-checksum-";
+    let (prefix, algo) = name.split_at_checked(PREFIX.len())?;
+    if algo.is_empty() || !prefix.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    (!algo.eq_ignore_ascii_case("type") && !algo.eq_ignore_ascii_case("mode")).then_some(algo)
 }
 
 /// The `<Code>` of an S3 error document, if there is one.

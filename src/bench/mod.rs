@@ -27,14 +27,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use body::Bodies;
+use body::{SizeSpec, Sizes};
 use client::{Conn, Payload, Sink, error_code};
 use worker::{KeyPick, OpKind, Phase, Plan, Target, ThreadStats};
 
 use crate::auth::sign::{self, RequestToSign, Signer};
+use crate::engine::types::ChecksumAlgo;
 
 /// The largest object a single PUT may carry in S3 ("Uploading objects": 5 GB).
 const OBJECT_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Parts of one multipart upload at most (S3's limit).
+const PARTS_MAX: u64 = 10_000;
 /// Objects pre-uploaded by default: about this many bytes, at least one per connection, at
 /// most `PRELOAD_OBJECTS_MAX`.
 const PRELOAD_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
@@ -64,17 +67,27 @@ pub struct BenchArgs {
     /// Key prefix; object i is named PREFIX followed by i in 8 digits.
     #[arg(long, default_value = "kaligon-bench/")]
     pub prefix: String,
-    /// What to do: put, get, mixed, delete, stat (HEAD) or list (ListObjectsV2) [default: put;
-    /// get with --null].
+    /// What to do: put, get, mixed, delete, stat (HEAD), list (ListObjectsV2) or multipart
+    /// (whole multipart uploads of --size objects in --part-size parts) [default: put; get
+    /// with --null].
     #[arg(long, value_enum)]
     pub workload: Option<Workload>,
-    /// Operation weights for --workload mixed, from get, put, stat, delete, list.
+    /// Operation weights for --workload mixed, from get, put, stat, delete, list, multipart.
     #[arg(long, default_value = "get=70,put=30")]
     pub mix: String,
     /// Object size: a number of bytes, or with a unit (4KiB, 1MiB, 64MiB, 1GiB; KB/MB/GB are
-    /// powers of 1000).
-    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
-    pub size: u64,
+    /// powers of 1000); or a distribution of sizes with weights, e.g. 4KiB:70,1MiB:25,64MiB:5
+    /// (each key always gets the same size of it).
+    #[arg(long, default_value = "4KiB", value_parser = body::parse_sizes)]
+    pub size: SizeSpec,
+    /// Part size of the multipart workload; the last part takes the rest.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Additional checksum of every PUT and part (x-amz-checksum-*, computed by this tool and
+    /// checked by the server); GETs then ask for it (x-amz-checksum-mode) and --verify
+    /// compares it.
+    #[arg(long, value_enum, default_value = "none")]
+    pub checksum: ChecksumChoice,
     /// Objects in the key space. get, stat, mixed, delete and list upload them first (not
     /// timed); put overwrites random ones of them (without it, every put writes a new key).
     /// [default: about 256 MiB of objects, between --concurrency and 1000; delete: --ops]
@@ -90,6 +103,12 @@ pub struct BenchArgs {
     /// Threads, each pinned to a core with its own io_uring runtime [default: cores].
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// Open loop: start this many operations per second in total, on schedule, whether or not
+    /// earlier ones have been answered; latency counts from each operation's scheduled time
+    /// (no coordinated omission). Without it, closed loop: each connection sends its next
+    /// request when the last one is answered.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// How long to run (10s, 500ms, 2m) [default: 10s unless --ops].
     #[arg(long, short = 'd', value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -162,6 +181,31 @@ pub enum Workload {
     Delete,
     Stat,
     List,
+    Multipart,
+}
+
+/// The choices of `--checksum`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumChoice {
+    None,
+    Crc32,
+    Crc32c,
+    Crc64nvme,
+    Sha1,
+    Sha256,
+}
+
+impl ChecksumChoice {
+    pub fn algorithm(self) -> Option<ChecksumAlgo> {
+        match self {
+            ChecksumChoice::None => None,
+            ChecksumChoice::Crc32 => Some(ChecksumAlgo::Crc32),
+            ChecksumChoice::Crc32c => Some(ChecksumAlgo::Crc32c),
+            ChecksumChoice::Crc64nvme => Some(ChecksumAlgo::Crc64Nvme),
+            ChecksumChoice::Sha1 => Some(ChecksumAlgo::Sha1),
+            ChecksumChoice::Sha256 => Some(ChecksumAlgo::Sha256),
+        }
+    }
 }
 
 impl Workload {
@@ -173,6 +217,7 @@ impl Workload {
             Workload::Delete => "delete",
             Workload::Stat => "stat",
             Workload::List => "list",
+            Workload::Multipart => "multipart",
         }
     }
 }
@@ -292,8 +337,11 @@ fn settle(args: &BenchArgs) -> Result<Settings, Error> {
     if args.concurrency == 0 {
         return Err(Error::Usage("--concurrency must be at least 1".into()));
     }
-    if args.size > OBJECT_BYTES_MAX {
-        return Err(Error::Usage(format!("--size {} is above the 5 GiB a single PUT may carry", args.size)));
+    if args.size.largest() > OBJECT_BYTES_MAX {
+        return Err(Error::Usage(format!(
+            "--size {} is above the 5 GiB a single PUT may carry (and this tool holds in memory)",
+            args.size.largest()
+        )));
     }
     if args.ops == Some(0) {
         return Err(Error::Usage("--ops must be at least 1".into()));
@@ -312,12 +360,33 @@ fn settle(args: &BenchArgs) -> Result<Settings, Error> {
     if args.null && !args.path.starts_with('/') {
         return Err(Error::Usage("--path must start with '/'".into()));
     }
-    let auto_objects = (PRELOAD_BYTES_DEFAULT / args.size.max(1)).clamp(args.concurrency as u64, PRELOAD_OBJECTS_MAX);
+    if args.null && args.size.single().is_none() {
+        return Err(Error::Usage("--null takes a single --size".into()));
+    }
+    if mix.iter().any(|(k, _)| *k == OpKind::Multipart) {
+        if args.part_size == 0 {
+            return Err(Error::Usage("--part-size must be at least 1 byte".into()));
+        }
+        if args.size.largest().div_ceil(args.part_size) > PARTS_MAX {
+            return Err(Error::Usage(format!(
+                "--size {} in parts of {} makes more than the {PARTS_MAX} parts S3 allows",
+                args.size.largest(),
+                args.part_size
+            )));
+        }
+    }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(Error::Usage("--rate must be a positive number of operations per second".into()));
+    }
+    let auto_objects =
+        (PRELOAD_BYTES_DEFAULT / args.size.mean().max(1)).clamp(args.concurrency as u64, PRELOAD_OBJECTS_MAX);
     let objects = match (args.workload(), args.objects) {
         (_, Some(0)) => return Err(Error::Usage("--objects must be at least 1".into())),
         (_, Some(n)) => Some(n),
         (_, None) if args.null => None,
-        (Workload::Put, None) => None,
+        (Workload::Put | Workload::Multipart, None) => None,
         (Workload::Delete, None) => Some(args.ops.unwrap_or(auto_objects)),
         (_, None) => Some(auto_objects),
     };
@@ -363,13 +432,19 @@ fn prepare(settings: &Settings, endpoint: &str, keys: (String, String)) -> Resul
         null_path: args.null.then(|| args.path.clone()),
         list_max_keys: args.list_max_keys,
         request_timeout: (!args.timeout.is_zero()).then_some(args.timeout),
-        bodies: Bodies::new(args.size as usize),
+        sizes: Sizes::new(
+            &args.size,
+            args.checksum.algorithm(),
+            settings.mix.iter().any(|(k, _)| *k == OpKind::Multipart).then_some(args.part_size as usize),
+        ),
+        checksum: args.checksum.algorithm(),
     });
     if !args.null {
         if !args.no_create {
             create_bucket(&target)?;
         }
-        if let (Some(count), false, false) = (settings.objects, args.workload() == Workload::Put, args.no_preload) {
+        let writes_only = matches!(args.workload(), Workload::Put | Workload::Multipart);
+        if let (Some(count), false, false) = (settings.objects, writes_only, args.no_preload) {
             preload(&target, settings, count, !args.no_pin)?;
         }
     }
@@ -380,11 +455,11 @@ fn prepare(settings: &Settings, endpoint: &str, keys: (String, String)) -> Resul
 fn measure(settings: &Settings, target: &Arc<Target>) -> Result<(ThreadStats, bool), Error> {
     let args = &settings.args;
     let keys = match (args.workload(), settings.objects) {
-        (Workload::Put, None) => KeyPick::Sequential { count: None },
+        (Workload::Put | Workload::Multipart, None) => KeyPick::Sequential { count: None },
         (Workload::Delete, count) => KeyPick::Sequential { count },
         (_, count) => KeyPick::Random { count: count.unwrap_or(1) },
     };
-    let plan = Plan { mix: settings.mix.clone(), keys, ops: args.ops, duration: settings.duration };
+    let plan = Plan { mix: settings.mix.clone(), keys, ops: args.ops, duration: settings.duration, rate: args.rate };
     let phase = Arc::new(Phase::new(target.clone(), plan, settings.threads));
     let per_thread = run_with_progress(&phase, &settings.connections, !args.no_pin)?;
     let mut total = ThreadStats::default();
@@ -519,7 +594,7 @@ fn run_with_progress(phase: &Arc<Phase>, connections: &[usize], pin: bool) -> Re
 fn preload(target: &Arc<Target>, settings: &Settings, count: u64, pin: bool) -> Result<(), Error> {
     eprintln!(
         "kaligon bench: uploading {count} objects of {} to bucket {} under prefix {} first",
-        report::size_text(settings.args.size),
+        report::sizes_text(&settings.args.size),
         target.bucket,
         target.prefix
     );
@@ -528,6 +603,7 @@ fn preload(target: &Arc<Target>, settings: &Settings, count: u64, pin: bool) -> 
         keys: KeyPick::Sequential { count: Some(count) },
         ops: None,
         duration: None,
+        rate: None,
     };
     let phase = Arc::new(Phase::new(target.clone(), plan, settings.threads));
     let per_thread = run_with_progress(&phase, &settings.connections, pin)?;

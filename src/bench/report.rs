@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::Settings;
+use super::body::SizeSpec;
 use super::hist::Histogram;
 use super::worker::{OpKind, OpStats, ThreadStats};
 
@@ -20,6 +21,14 @@ pub fn size_text(bytes: u64) -> String {
         unit += 1;
     }
     if value.fract() == 0.0 { format!("{value} {}", UNITS[unit]) } else { format!("{value:.2} {}", UNITS[unit]) }
+}
+
+/// `4 KiB`, or `4 KiB:70, 1 MiB:30` for a distribution.
+pub fn sizes_text(spec: &SizeSpec) -> String {
+    match spec.single() {
+        Some(size) => size_text(size),
+        None => spec.0.iter().map(|(s, w)| format!("{}:{w}", size_text(*s))).collect::<Vec<_>>().join(", "),
+    }
 }
 
 fn ms(nanos: u64) -> f64 {
@@ -46,20 +55,34 @@ pub fn summary(settings: &Settings, total: &ThreadStats, keys_exhausted: bool) -
     let secs = seconds(total);
     let mut out = String::new();
     let what = match (args.null, args.workload_name()) {
-        (true, "put") => format!("null PUT of {} to {}", size_text(args.size), args.path),
+        (true, "put") => format!("null PUT of {} to {}", sizes_text(&args.size), args.path),
         (true, _) => format!("null GET {}", args.path),
-        (false, _) => format!("{} of {} objects", workload_text(settings), size_text(args.size)),
+        (false, _) => format!("{} of {} objects", workload_text(settings), sizes_text(&args.size)),
     };
     let target = if args.null { args.endpoint.clone() } else { format!("{} bucket {}", args.endpoint, args.bucket) };
     let _ = writeln!(
         out,
-        "kaligon bench: {what}, {} connections on {} threads, {target}, {:.2} s{}{}",
+        "kaligon bench: {what}, {} connections on {} threads, {target}, {:.2} s{}{}{}{}",
         args.concurrency,
         settings.threads,
         secs,
         if args.verify { ", verified" } else { "" },
         if args.unsigned_payload { ", unsigned payload" } else { "" },
+        args.checksum.algorithm().map_or(String::new(), |a| format!(", x-amz-checksum-{}", a.header_suffix())),
+        if settings.mix.iter().any(|(k, _)| *k == OpKind::Multipart) {
+            format!(", parts of {}", size_text(args.part_size))
+        } else {
+            String::new()
+        },
     );
+    if let Some(rate) = args.rate {
+        let _ = writeln!(
+            out,
+            "  open loop at {rate} ops/s (latency from each operation's scheduled time); {} of them started \
+             more than 1 ms late (every connection busy)",
+            total.late
+        );
+    }
     let mut all = OpStats::default();
     for kind in OpKind::ALL {
         let op = &total.ops[kind as usize];
@@ -184,7 +207,17 @@ fn config_json(settings: &Settings) -> String {
         format!("\"prefix\":{}", string(&args.prefix)),
         format!("\"workload\":{}", string(args.workload_name())),
         format!("\"mix\":{{{}}}", mix.join(",")),
-        format!("\"size_bytes\":{}", args.size),
+        format!("\"size_bytes\":{}", optional(args.size.single())),
+        format!(
+            "\"sizes\":[{}]",
+            args.size.0.iter().map(|(s, w)| format!("{{\"bytes\":{s},\"weight\":{w}}}")).collect::<Vec<_>>().join(",")
+        ),
+        format!("\"part_size_bytes\":{}", args.part_size),
+        format!(
+            "\"checksum\":{}",
+            args.checksum.algorithm().map_or_else(|| "null".to_owned(), |a| string(a.header_suffix()))
+        ),
+        format!("\"rate_ops_per_s\":{}", args.rate.map_or_else(|| "null".to_owned(), number)),
         format!("\"objects\":{}", optional(settings.objects)),
         format!("\"concurrency\":{}", args.concurrency),
         format!("\"threads\":{}", settings.threads),
@@ -230,11 +263,12 @@ pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_ex
         .collect();
     format!(
         "{{\n\"tool\":\"kaligon bench\",\n\"version\":{},\n\"started_unix\":{started_unix},\n\"config\":{{{}}},\n\
-         \"elapsed_s\":{},\n\"keys_exhausted\":{keys_exhausted},\n\"totals\":{},\n\"operations\":{{{}}},\n\
+         \"elapsed_s\":{},\n\"keys_exhausted\":{keys_exhausted},\n\"late_starts\":{},\n\"totals\":{},\n\"operations\":{{{}}},\n\
          \"errors_by_code\":{},\n\"timeline\":[\n{}\n]\n}}\n",
         string(env!("CARGO_PKG_VERSION")),
         config_json(settings),
         number(secs),
+        total.late,
         op_json(&all, secs),
         operations.join(",\n"),
         errors_json(&all.errors),
@@ -345,7 +379,7 @@ pub fn compare_summary(settings: &Settings, endpoints: &[&str; 2], runs: &[Round
         out,
         "kaligon bench --compare: {} of {} objects, {} connections on {} threads, {} rounds each, alternating",
         workload_text(settings),
-        size_text(args.size),
+        sizes_text(&args.size),
         args.concurrency,
         settings.threads,
         args.rounds

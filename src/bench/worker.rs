@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use super::body::Bodies;
-use super::client::{Conn, Payload, Sink, Transport, error_code};
+use super::body::{Bodies, Sizes};
+use super::client::{Conn, Payload, Response, Sink, Transport, error_code};
 use super::hist::Histogram;
 use crate::auth::sign::{self, RequestToSign, Signer};
+use crate::engine::types::ChecksumAlgo;
 
 /// The S3 operations a run issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,10 +23,13 @@ pub enum OpKind {
     Stat,
     Delete,
     List,
+    /// A whole multipart upload: create, every part in turn, complete.
+    Multipart,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 5] = [OpKind::Put, OpKind::Get, OpKind::Stat, OpKind::Delete, OpKind::List];
+    pub const ALL: [OpKind; 6] =
+        [OpKind::Put, OpKind::Get, OpKind::Stat, OpKind::Delete, OpKind::List, OpKind::Multipart];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +38,7 @@ impl OpKind {
             OpKind::Stat => "stat",
             OpKind::Delete => "delete",
             OpKind::List => "list",
+            OpKind::Multipart => "multipart",
         }
     }
 
@@ -64,6 +69,10 @@ pub struct Plan {
     pub ops: Option<u64>,
     /// Stop issuing after this long.
     pub duration: Option<Duration>,
+    /// Open loop: operations are scheduled at this many per second in total, whether or not
+    /// earlier ones have finished, and latency counts from the scheduled time. `None`: closed
+    /// loop, each connection sends its next request when the last one is answered.
+    pub rate: Option<f64>,
 }
 
 /// Everything a connection needs to build requests; shared by all threads.
@@ -82,7 +91,9 @@ pub struct Target {
     pub null_path: Option<String>,
     pub list_max_keys: u32,
     pub request_timeout: Option<Duration>,
-    pub bodies: Bodies,
+    pub sizes: Sizes,
+    /// `x-amz-checksum-*` sent with every PUT and part, and asked for on every GET.
+    pub checksum: Option<ChecksumAlgo>,
 }
 
 impl Target {
@@ -171,8 +182,11 @@ pub struct Second {
 /// What one thread measured.
 #[derive(Default)]
 pub struct ThreadStats {
-    pub ops: [OpStats; 5],
+    pub ops: [OpStats; OpKind::ALL.len()],
     pub timeline: Vec<Second>,
+    /// Open loop: requests sent more than [`LATE_AFTER`] after their scheduled time because
+    /// every connection was busy.
+    pub late: u64,
     /// From this thread's start to its last completion.
     pub elapsed: Duration,
 }
@@ -199,8 +213,12 @@ impl ThreadStats {
             mine.errors += theirs.errors;
         }
         self.elapsed = self.elapsed.max(other.elapsed);
+        self.late += other.late;
     }
 }
+
+/// An open-loop request sent later than this after its scheduled time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(1);
 
 /// Pins the calling thread to `core` (inside the thread: compio intersects affinities, so a
 /// pinned parent would pin every child to its own core; RUNTIME.md §6.8).
@@ -244,7 +262,7 @@ pub fn run_phase(phase: &Arc<Phase>, connections: &[usize], pin: bool) -> std::i
 
 /// Runs on each thread: connect, wait for the others, run the connections, collect.
 async fn thread_main(thread: usize, conns: usize, phase: Arc<Phase>) -> ThreadStats {
-    let buf_bytes = phase.target.bodies.size().clamp(64 * 1024, 1024 * 1024) + 16 * 1024;
+    let buf_bytes = phase.target.sizes.max().clamp(64 * 1024, 1024 * 1024) + 16 * 1024;
     let mut opened = Vec::with_capacity(conns);
     for _ in 0..conns {
         opened.push(Conn::connect(phase.target.addr, buf_bytes).await);
@@ -283,16 +301,34 @@ impl Rng {
     }
 }
 
-/// The next operation of a connection, or `None` when the phase is over for it.
-fn next_op(phase: &Phase, rng: &mut Rng, deadline: Option<Instant>) -> Option<(OpKind, u64)> {
+/// The next operation of a connection: its kind, key index and, in open loop, the time it is
+/// scheduled for; `None` when the phase is over for it.
+fn next_op(
+    phase: &Phase,
+    rng: &mut Rng,
+    start: Instant,
+    deadline: Option<Instant>,
+) -> Option<(OpKind, u64, Option<Instant>)> {
     if deadline.is_some_and(|d| Instant::now() >= d) {
         return None;
     }
-    if let Some(ops) = phase.plan.ops
-        && phase.issued.fetch_add(1, Ordering::Relaxed) >= ops
+    let plan = &phase.plan;
+    let ticket = (plan.ops.is_some() || plan.rate.is_some()).then(|| phase.issued.fetch_add(1, Ordering::Relaxed));
+    if let (Some(ops), Some(ticket)) = (plan.ops, ticket)
+        && ticket >= ops
     {
         return None;
     }
+    let scheduled = match (plan.rate, ticket) {
+        (Some(rate), Some(ticket)) => {
+            let at = start + Duration::from_secs_f64(ticket as f64 / rate);
+            if deadline.is_some_and(|d| at >= d) {
+                return None;
+            }
+            Some(at)
+        }
+        _ => None,
+    };
     if phase.keys_exhausted.load(Ordering::Relaxed) {
         return None;
     }
@@ -321,7 +357,7 @@ fn next_op(phase: &Phase, rng: &mut Rng, deadline: Option<Instant>) -> Option<(O
         }
         KeyPick::Random { count } => rng.below(count.max(1)),
     };
-    Some((kind, key))
+    Some((kind, key, scheduled))
 }
 
 /// What one request came to.
@@ -352,8 +388,18 @@ async fn connection_loop(
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e.label())),
     };
-    while let Some((kind, index)) = next_op(&phase, &mut rng, deadline) {
-        let began = Instant::now();
+    while let Some((kind, index, scheduled)) = next_op(&phase, &mut rng, start, deadline) {
+        if let Some(at) = scheduled {
+            let now = Instant::now();
+            if at > now {
+                compio::time::sleep(at - now).await;
+            } else if now - at > LATE_AFTER {
+                stats.borrow_mut().late += 1;
+            }
+        }
+        // Open loop: latency counts from the scheduled time, so a server that falls behind
+        // shows it in the percentiles instead of slowing the load down (coordinated omission).
+        let began = scheduled.unwrap_or_else(Instant::now);
         if let Some(label) = pending_error.take() {
             record(&stats, &phase.progress[thread], kind, began, start, Outcome::Failed(label));
             continue;
@@ -433,14 +479,15 @@ async fn execute(
     kind: OpKind,
     index: u64,
 ) -> Result<Outcome, Transport> {
+    if kind == OpKind::Multipart {
+        return multipart_upload(conn, builder, target, index).await;
+    }
     let null = target.null_path.is_some();
     let key = if kind == OpKind::List || null { String::new() } else { target.key(index) };
-    let size = target.bodies.size();
+    let bodies = target.sizes.of(index);
+    let size = bodies.size();
     let payload = match kind {
-        OpKind::Put => {
-            let (tail, tail_len) = target.bodies.tail(&key);
-            Payload::Object { shared: target.bodies.shared().clone(), tail, tail_len }
-        }
+        OpKind::Put => bodies.payload(bodies.whole(), &key),
         _ => Payload::None,
     };
     let head = match fixed {
@@ -450,11 +497,11 @@ async fn execute(
             head.extend_from_slice(fixed);
             head
         }
-        None => builder.head(target, kind, &key),
+        None => builder.object_head(target, kind, &key, bodies),
     };
     let verify = target.verify && kind == OpKind::Get && !null;
     let mut sink_for = |status: u16| match status {
-        200..=299 if verify => Sink::Verify(target.bodies.verifier(&key)),
+        200..=299 if verify => Sink::Verify(bodies.verifier(&key)),
         200..=299 => Sink::Discard,
         _ => Sink::Capture(Vec::new()),
     };
@@ -462,12 +509,8 @@ async fn execute(
     if let Some(head) = head {
         builder.buf = head;
     }
-    if !(200..=299).contains(&response.status) {
-        let label = match &response.sink {
-            Sink::Capture(body) => error_code(body).map(str::to_owned),
-            _ => None,
-        };
-        return Ok(Outcome::Failed(label.unwrap_or_else(|| format!("HTTP{}", response.status))));
+    if let Some(failed) = failure(&response) {
+        return Ok(failed);
     }
     if target.verify && kind == OpKind::Stat && !null && response.content_length != Some(size as u64) {
         return Ok(Outcome::Failed("verify:length".to_owned()));
@@ -479,6 +522,9 @@ async fn execute(
         if !v.finish() {
             return Ok(Outcome::Failed("verify:mismatch".to_owned()));
         }
+        if let Some(label) = checksum_mismatch(target, bodies, &key, &response) {
+            return Ok(Outcome::Failed(label.to_owned()));
+        }
     }
     let bytes = match kind {
         OpKind::Put => size as u64,
@@ -488,13 +534,155 @@ async fn execute(
     Ok(Outcome::Ok { bytes, first_byte: response.first_byte })
 }
 
+/// An unsuccessful response as an outcome, counted under its S3 error code.
+fn failure(response: &Response) -> Option<Outcome> {
+    if (200..=299).contains(&response.status) {
+        return None;
+    }
+    let code = match &response.sink {
+        Sink::Capture(body) => error_code(body).map(str::to_owned),
+        _ => None,
+    };
+    Some(Outcome::Failed(code.unwrap_or_else(|| format!("HTTP{}", response.status))))
+}
+
+/// With a checksum algorithm, a verified GET must carry the object's checksum as written.
+/// Multipart objects with a composite checksum (`value-N`) are checked by their bytes only.
+fn checksum_mismatch(target: &Target, bodies: &Bodies, key: &str, response: &Response) -> Option<&'static str> {
+    let algo = target.checksum?;
+    match &response.checksum {
+        None => Some("verify:checksum-missing"),
+        Some((name, _)) if !name.eq_ignore_ascii_case(algo.header_suffix()) => Some("verify:checksum-algorithm"),
+        Some((_, value)) if value.contains('-') => None,
+        Some((_, value)) => (Some(value) != bodies.checksum(bodies.whole(), key).as_ref()).then_some("verify:checksum"),
+    }
+}
+
+/// Sends a request whose response body is kept (XML) and returns the head buffer to `builder`.
+async fn exchange_keeping_body(
+    conn: &mut Conn,
+    builder: &mut RequestBuilder,
+    head: Vec<u8>,
+    payload: Payload,
+) -> Result<Response, Transport> {
+    let mut sink_for = |_| Sink::Capture(Vec::new());
+    let (head, response) = conn.exchange(head, payload, false, &mut sink_for).await?;
+    if let Some(head) = head {
+        builder.buf = head;
+    }
+    Ok(response)
+}
+
+/// The text of the first `<element>` of a kept XML body.
+fn xml_text(response: &Response, element: &str) -> Option<String> {
+    let Sink::Capture(body) = &response.sink else { return None };
+    let text = std::str::from_utf8(body).ok()?;
+    let open = format!("<{element}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{element}>"))? + start;
+    quick_xml::escape::unescape(&text[start..end]).ok().map(|t| t.into_owned())
+}
+
+/// One multipart upload of object `index` on this connection: CreateMultipartUpload, every
+/// part in order (each with its own SHA-256 or UNSIGNED-PAYLOAD, and the checksum if one was
+/// asked for), CompleteMultipartUpload. Counted as one operation moving the object's bytes;
+/// its time to first byte is the CreateMultipartUpload answer's.
+async fn multipart_upload(
+    conn: &mut Conn,
+    builder: &mut RequestBuilder,
+    target: &Target,
+    index: u64,
+) -> Result<Outcome, Transport> {
+    use std::fmt::Write as _;
+    let key = target.key(index);
+    let bodies = target.sizes.of(index);
+    let empty = if target.unsigned_payload { sign::UNSIGNED_PAYLOAD } else { sign::EMPTY_PAYLOAD_SHA256 };
+    let algorithm = target.checksum.map(|a| ("x-amz-checksum-algorithm", a.name()));
+    let head = builder.build(target, "POST", &key, "uploads", algorithm.as_slice(), empty, Some(0));
+    let created = exchange_keeping_body(conn, builder, head, Payload::None).await?;
+    if let Some(failed) = failure(&created) {
+        return Ok(failed);
+    }
+    let Some(upload_id) = xml_text(&created, "UploadId") else {
+        return Ok(Outcome::Failed("multipart:no-upload-id".to_owned()));
+    };
+    let mut id = String::new();
+    sign::uri_encode(&upload_id, false, &mut id);
+    let mut complete = String::from("<CompleteMultipartUpload>");
+    for (i, piece) in bodies.parts().iter().enumerate() {
+        let query = format!("partNumber={}&uploadId={id}", i + 1);
+        let sha;
+        let payload = if target.unsigned_payload {
+            sign::UNSIGNED_PAYLOAD
+        } else {
+            sha = bodies.sha256_hex(piece, &key);
+            sha.as_str()
+        };
+        let checksum = target.checksum.zip(bodies.checksum(piece, &key));
+        let header = checksum.as_ref().map(|(algo, value)| (checksum_header_name(*algo), value.as_str()));
+        let head = builder.build(target, "PUT", &key, &query, header.as_slice(), payload, Some(piece.bytes()));
+        let mut sink_for = |status: u16| if status < 300 { Sink::Discard } else { Sink::Capture(Vec::new()) };
+        let (head, response) = conn.exchange(head, bodies.payload(piece, &key), false, &mut sink_for).await?;
+        if let Some(head) = head {
+            builder.buf = head;
+        }
+        if let Some(failed) = failure(&response) {
+            return Ok(failed);
+        }
+        let Some(etag) = response.etag else {
+            return Ok(Outcome::Failed("multipart:no-etag".to_owned()));
+        };
+        let _ = write!(
+            complete,
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>",
+            i + 1,
+            quick_xml::escape::escape(&etag)
+        );
+        if let Some((algo, value)) = &checksum {
+            let _ = write!(complete, "<Checksum{0}>{value}</Checksum{0}>", algo.name());
+        }
+        complete.push_str("</Part>");
+    }
+    complete.push_str("</CompleteMultipartUpload>");
+    let sha;
+    let payload = if target.unsigned_payload {
+        sign::UNSIGNED_PAYLOAD
+    } else {
+        sha = sign::payload_sha256_hex(complete.as_bytes());
+        sha.as_str()
+    };
+    let mut head = builder.build(target, "POST", &key, &format!("uploadId={id}"), &[], payload, Some(complete.len()));
+    head.extend_from_slice(complete.as_bytes());
+    let done = exchange_keeping_body(conn, builder, head, Payload::None).await?;
+    if let Some(failed) = failure(&done) {
+        return Ok(failed);
+    }
+    // CompleteMultipartUpload may fail after its 200 status line: the error is in the body.
+    if let Sink::Capture(body) = &done.sink
+        && let Some(code) = error_code(body)
+    {
+        return Ok(Outcome::Failed(code.to_owned()));
+    }
+    Ok(Outcome::Ok { bytes: bodies.size() as u64, first_byte: created.first_byte })
+}
+
+/// The header that carries a checksum of `algo`.
+fn checksum_header_name(algo: ChecksumAlgo) -> &'static str {
+    match algo {
+        ChecksumAlgo::Crc32 => "x-amz-checksum-crc32",
+        ChecksumAlgo::Crc32c => "x-amz-checksum-crc32c",
+        ChecksumAlgo::Crc64Nvme => "x-amz-checksum-crc64nvme",
+        ChecksumAlgo::Sha1 => "x-amz-checksum-sha1",
+        ChecksumAlgo::Sha256 => "x-amz-checksum-sha256",
+    }
+}
+
 /// Builds request heads, reusing its buffers; one per connection.
 struct RequestBuilder {
     signer: Signer,
     /// The head buffer, handed to the socket and back.
     buf: Vec<u8>,
     path: String,
-    query: String,
     /// `x-amz-date`, recomputed when the second changes.
     date: String,
     date_unix: i64,
@@ -506,7 +694,6 @@ impl RequestBuilder {
             signer: Signer::new(&target.access_key, &target.secret_key, &target.region),
             buf: Vec::with_capacity(1024),
             path: String::with_capacity(256),
-            query: String::with_capacity(256),
             date: String::new(),
             date_unix: i64::MIN,
         }
@@ -521,7 +708,7 @@ impl RequestBuilder {
                 format!(
                     "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n",
                     target.host,
-                    target.bodies.size()
+                    target.sizes.max()
                 )
             }
             _ => format!("GET {path} HTTP/1.1\r\nhost: {}\r\n\r\n", target.host),
@@ -529,7 +716,54 @@ impl RequestBuilder {
         head.into_bytes()
     }
 
-    fn head(&mut self, target: &Target, kind: OpKind, key: &str) -> Vec<u8> {
+    /// The head of a single-request operation on `key` (put, get, stat, delete) or on the
+    /// bucket (list).
+    fn object_head(&mut self, target: &Target, kind: OpKind, key: &str, bodies: &Bodies) -> Vec<u8> {
+        let method = match kind {
+            OpKind::Put => "PUT",
+            OpKind::Stat => "HEAD",
+            OpKind::Delete => "DELETE",
+            _ => "GET",
+        };
+        let mut query = String::new();
+        if kind == OpKind::List {
+            query.push_str("list-type=2&max-keys=");
+            query.push_str(&target.list_max_keys.to_string());
+            query.push_str("&prefix=");
+            sign::uri_encode(&target.prefix, false, &mut query);
+        }
+        let sha;
+        let payload = if target.unsigned_payload {
+            sign::UNSIGNED_PAYLOAD
+        } else if kind == OpKind::Put {
+            sha = bodies.sha256_hex(bodies.whole(), key);
+            sha.as_str()
+        } else {
+            sign::EMPTY_PAYLOAD_SHA256
+        };
+        let checksum = match (kind, target.checksum) {
+            (OpKind::Put, Some(algo)) => bodies.checksum(bodies.whole(), key).map(|v| (checksum_header_name(algo), v)),
+            (OpKind::Get, Some(_)) => Some(("x-amz-checksum-mode", "ENABLED".to_owned())),
+            _ => None,
+        };
+        let extra = checksum.as_ref().map(|(name, value)| (*name, value.as_str()));
+        let length = (kind == OpKind::Put).then(|| bodies.size());
+        self.build(target, method, key, &query, extra.as_slice(), payload, length)
+    }
+
+    /// A signed request head: `key` empty for the bucket; `query` already encoded; `extra`
+    /// headers (lowercase names) signed too; `content_length` sent when given.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &mut self,
+        target: &Target,
+        method: &str,
+        key: &str,
+        query: &str,
+        extra: &[(&str, &str)],
+        payload: &str,
+        content_length: Option<usize>,
+    ) -> Vec<u8> {
         let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         if unix != self.date_unix {
             self.date = sign::amz_date(unix);
@@ -538,56 +772,38 @@ impl RequestBuilder {
         self.path.clear();
         self.path.push('/');
         self.path.push_str(&target.bucket);
-        self.query.clear();
-        let method = match kind {
-            OpKind::Put => "PUT",
-            OpKind::Get => "GET",
-            OpKind::Stat => "HEAD",
-            OpKind::Delete => "DELETE",
-            OpKind::List => "GET",
-        };
-        if kind == OpKind::List {
-            self.query.push_str("list-type=2&max-keys=");
-            self.query.push_str(&target.list_max_keys.to_string());
-            self.query.push_str("&prefix=");
-            sign::uri_encode(&target.prefix, false, &mut self.query);
-        } else {
+        if !key.is_empty() {
             self.path.push('/');
             sign::uri_encode(key, true, &mut self.path);
         }
-        let sha;
-        let payload = if target.unsigned_payload {
-            sign::UNSIGNED_PAYLOAD
-        } else if kind == OpKind::Put {
-            sha = target.bodies.sha256_hex(key);
-            sha.as_str()
-        } else {
-            sign::EMPTY_PAYLOAD_SHA256
-        };
-        let headers = [("host", target.host.as_str()), ("x-amz-content-sha256", payload), ("x-amz-date", &self.date)];
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + extra.len());
+        headers.extend([("host", target.host.as_str()), ("x-amz-content-sha256", payload), ("x-amz-date", &self.date)]);
+        headers.extend_from_slice(extra);
         let authorization = self.signer.authorization(&RequestToSign {
             method,
             raw_path: &self.path,
-            raw_query: &self.query,
+            raw_query: query,
             headers: &headers,
             payload,
             amz_date: &self.date,
         });
         let mut out = std::mem::take(&mut self.buf);
         out.clear();
-        write_head(&mut out, method, &self.path, &self.query, &headers, &authorization);
-        if kind == OpKind::Put {
-            out.truncate(out.len() - 2);
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(target.bodies.size().to_string().as_bytes());
-            out.extend_from_slice(b"\r\n\r\n");
-        }
+        write_head(&mut out, method, &self.path, query, &headers, &authorization, content_length);
         out
     }
 }
 
 /// Request line and headers, ending with the blank line.
-fn write_head(out: &mut Vec<u8>, method: &str, path: &str, query: &str, headers: &[(&str, &str)], auth: &str) {
+fn write_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    auth: &str,
+    content_length: Option<usize>,
+) {
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -604,5 +820,9 @@ fn write_head(out: &mut Vec<u8>, method: &str, path: &str, query: &str, headers:
     }
     out.extend_from_slice(b"authorization: ");
     out.extend_from_slice(auth.as_bytes());
+    if let Some(length) = content_length {
+        out.extend_from_slice(b"\r\ncontent-length: ");
+        out.extend_from_slice(length.to_string().as_bytes());
+    }
     out.extend_from_slice(b"\r\n\r\n");
 }

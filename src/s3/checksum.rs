@@ -11,6 +11,7 @@ use super::error::{S3Error, S3ErrorCode};
 use crate::engine::types::{Checksum, ChecksumAlgo};
 use crate::http::head::Head;
 
+#[derive(Clone)]
 pub enum Hasher {
     Crc(ChecksumAlgo, crc_fast::Digest),
     Sha1(Sha1),
