@@ -246,7 +246,7 @@ impl Shard {
         if v.extents != r.old {
             return Some((None, Done::Relocated));
         }
-        let mut version = v.clone();
+        let mut version = v;
         let mut extents = Vec::new();
         for p in r.pieces {
             let e = match p {

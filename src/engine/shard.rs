@@ -319,7 +319,7 @@ impl Shard {
                 let _ = reply.send(self.get(&bucket, &key, version));
             }
             Request::Versions { bucket, key, reply } => {
-                let _ = reply.send(Ok(self.index.versions(&bucket, &key).to_vec()));
+                let _ = reply.send(Ok(self.index.versions(&bucket, &key)));
             }
             Request::List { bucket, query, reply } => {
                 let _ = reply.send(Ok(self.index.list(&bucket, &query)));
@@ -364,12 +364,12 @@ impl Shard {
         match version {
             None => match self.index.current(bucket, key) {
                 Some(v) if v.delete_marker => Err(Error::DeleteMarker(v.id)),
-                Some(v) => Ok(v.clone()),
+                Some(v) => Ok(v),
                 None => Err(Error::NoSuchKey),
             },
             Some(id) => match self.index.version(bucket, key, id) {
                 Some(v) if v.delete_marker => Err(Error::MethodNotAllowed(v.id)),
-                Some(v) => Ok(v.clone()),
+                Some(v) => Ok(v),
                 None => Err(Error::NoSuchVersion),
             },
         }

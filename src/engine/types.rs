@@ -249,6 +249,16 @@ impl MetaBlob {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A blob from bytes that `as_bytes` of another blob returned.
+    pub(crate) fn from_encoded(bytes: Box<[u8]>) -> Self {
+        MetaBlob(bytes)
+    }
 }
 
 impl From<ObjectMeta> for MetaBlob {

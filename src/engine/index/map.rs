@@ -4,18 +4,17 @@
 //! S3's order (byte order of UTF-8) and a delimiter's common prefix can be
 //! skipped with one range lookup.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
+use super::packed::{Entry, Versions};
 use crate::engine::record::MetaOp;
 use crate::engine::types::{BucketState, ETag, Extent, SegmentId, Upload, UploadId, Version, VersionId};
-
-type Versions = Vec<Version>;
 
 #[derive(Default)]
 pub struct Index {
     /// Keys of every bucket that has keys on this shard.
-    keys: HashMap<String, BTreeMap<Box<[u8]>, Versions>>,
+    keys: HashMap<String, BTreeSet<Entry>>,
     /// Buckets this shard owns (their records are in this shard's log).
     owned_buckets: BTreeMap<String, BucketState>,
     /// Multipart uploads in progress: bucket → key → uploads by id.
@@ -128,18 +127,16 @@ impl Index {
                 let Some(map) = self.keys.get_mut(bucket.as_str()) else {
                     return Vec::new();
                 };
-                let Some(versions) = map.get_mut(key.as_bytes()) else {
+                let Some((rest, freed)) = map.get(key.as_bytes()).and_then(|e| e.versions().without(*id)) else {
                     return Vec::new();
                 };
-                let mut freed = Vec::new();
-                if let Some(i) = versions.iter().position(|v| v.id == *id) {
-                    freed.extend_from_slice(&versions.remove(i).extents);
-                }
-                if versions.is_empty() {
+                if rest.is_empty() {
                     map.remove(key.as_bytes());
                     if map.is_empty() {
                         self.keys.remove(bucket.as_str());
                     }
+                } else {
+                    map.replace(Entry::new(key.as_bytes(), &rest));
                 }
                 freed
             }
@@ -161,30 +158,32 @@ impl Index {
     }
 
     fn put_version(&mut self, bucket: &str, key: &str, version: &Version) -> Vec<Extent> {
-        let versions = self.keys.entry(bucket.to_string()).or_default().entry(key.as_bytes().into()).or_default();
-        let mut freed = Vec::new();
-        if let Some(i) = versions.iter().position(|v| v.id == version.id) {
-            freed.extend_from_slice(&versions.remove(i).extents);
-        }
-        let at = versions.iter().position(|v| v.seq < version.seq).unwrap_or(versions.len());
-        // Most keys have one version: never over-allocate.
-        versions.reserve_exact(1);
-        versions.insert(at, version.clone());
+        let map = match self.keys.get_mut(bucket) {
+            Some(map) => map,
+            None => self.keys.entry(bucket.to_string()).or_default(),
+        };
+        let old = map.get(key.as_bytes()).map_or_else(Versions::default, Entry::versions);
+        let (packed, freed) = old.with(version);
+        map.replace(Entry::new(key.as_bytes(), &packed));
         freed
     }
 
+    fn packed(&self, bucket: &str, key: &str) -> Option<Versions<'_>> {
+        self.keys.get(bucket).and_then(|m| m.get(key.as_bytes())).map(Entry::versions)
+    }
+
     /// All versions of a key, newest first.
-    pub fn versions(&self, bucket: &str, key: &str) -> &[Version] {
-        self.keys.get(bucket).and_then(|m| m.get(key.as_bytes())).map(|v| v.as_slice()).unwrap_or(&[])
+    pub fn versions(&self, bucket: &str, key: &str) -> Vec<Version> {
+        self.packed(bucket, key).map(Versions::to_vec).unwrap_or_default()
     }
 
     /// The newest version of a key (possibly a delete marker).
-    pub fn current(&self, bucket: &str, key: &str) -> Option<&Version> {
-        self.versions(bucket, key).first()
+    pub fn current(&self, bucket: &str, key: &str) -> Option<Version> {
+        self.packed(bucket, key)?.first().map(|v| v.to_version())
     }
 
-    pub fn version(&self, bucket: &str, key: &str, id: VersionId) -> Option<&Version> {
-        self.versions(bucket, key).iter().find(|v| v.id == id)
+    pub fn version(&self, bucket: &str, key: &str, id: VersionId) -> Option<Version> {
+        self.packed(bucket, key)?.find(id).map(|v| v.to_version())
     }
 
     /// Whether any key (any version, markers included) of `bucket` is here.
@@ -199,8 +198,8 @@ impl Index {
     /// Every (bucket, key, versions) triple, for checkpoints.
     pub fn for_each_key(&self, mut f: impl FnMut(&str, &str, &[Version])) {
         for (bucket, map) in &self.keys {
-            for (key, versions) in map {
-                f(bucket, std::str::from_utf8(key).expect("keys are UTF-8"), versions);
+            for entry in map {
+                f(bucket, entry.key_str(), &entry.versions().to_vec());
             }
         }
     }
@@ -224,14 +223,13 @@ impl Index {
                 Some((b, k)) if bucket == b => Bound::Excluded(k.as_slice()),
                 _ => Bound::Unbounded,
             };
-            for (key, versions) in self.keys[bucket].range::<[u8], _>((from, Bound::Unbounded)) {
+            for entry in self.keys[bucket].range::<[u8], _>((from, Bound::Unbounded)) {
                 if seen == limit {
-                    return (out, Some((bucket.clone(), key.to_vec())));
+                    return (out, Some((bucket.clone(), entry.key().to_vec())));
                 }
                 seen += 1;
-                for v in versions.iter().filter(|v| v.extents.iter().any(|e| e.segment == segment)) {
-                    let key = std::str::from_utf8(key).expect("keys are UTF-8").to_string();
-                    out.push((bucket.clone(), key, v.id));
+                for v in entry.versions().iter().filter(|v| v.extents().any(|e| e.segment == segment)) {
+                    out.push((bucket.clone(), entry.key_str().to_string(), v.id));
                 }
             }
         }
@@ -242,8 +240,8 @@ impl Index {
     pub fn live_bytes(&self) -> HashMap<SegmentId, u64> {
         let mut live = HashMap::new();
         for map in self.keys.values() {
-            for versions in map.values() {
-                for e in versions.iter().flat_map(|v| v.extents.iter()) {
+            for entry in map {
+                for e in entry.versions().iter().flat_map(|v| v.extents()) {
                     *live.entry(e.segment).or_default() += e.len;
                 }
             }
@@ -259,9 +257,9 @@ impl Index {
         let mut objects = 0;
         let mut key_bytes = 0;
         for map in self.keys.values() {
-            for (k, v) in map {
-                objects += v.len();
-                key_bytes += k.len();
+            for entry in map {
+                objects += entry.versions().len();
+                key_bytes += entry.key().len();
             }
         }
         (objects, key_bytes)
@@ -283,14 +281,14 @@ impl Index {
         }
         'restart: while out.len() < q.limit {
             let start = if inclusive { Bound::Included(lower.as_slice()) } else { Bound::Excluded(lower.as_slice()) };
-            for (key, versions) in map.range::<[u8], _>((start, Bound::Unbounded)) {
-                if !key.starts_with(prefix) {
+            for entry in map.range::<[u8], _>((start, Bound::Unbounded)) {
+                if !entry.key().starts_with(prefix) {
                     return out;
                 }
-                let Some(current) = versions.first().filter(|v| !v.delete_marker) else {
+                let Some(current) = entry.versions().first().filter(|v| !v.delete_marker) else {
                     continue;
                 };
-                let key_str = std::str::from_utf8(key).expect("keys are UTF-8");
+                let key_str = entry.key_str();
                 if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
                     && let Some(i) = key_str[prefix.len()..].find(d)
                 {
@@ -307,7 +305,7 @@ impl Index {
                     size: current.size,
                     etag: current.etag,
                     mtime_ms: current.mtime_ms,
-                    storage_class: current.meta.get().storage_class,
+                    storage_class: current.storage_class(),
                 }));
                 if out.len() >= q.limit {
                     return out;
@@ -335,7 +333,8 @@ impl Index {
             sub_marker: q.version_marker.is_some(),
             limit: q.limit,
         };
-        walk.run(map, &mut out, VersionEntry::Prefix, |key, versions, at_marker, out| {
+        let range = |from: Bound<&[u8]>| map.range::<[u8], _>((from, Bound::Unbounded)).map(|e| (e.key(), e.versions()));
+        walk.run(range, &mut out, VersionEntry::Prefix, |key, versions, at_marker, out| {
             let mut skipping = at_marker;
             for (i, v) in versions.iter().enumerate() {
                 if skipping {
@@ -351,7 +350,7 @@ impl Index {
                         mtime_ms: v.mtime_ms,
                         delete_marker: v.delete_marker,
                         latest: i == 0,
-                        storage_class: v.meta.get().storage_class,
+                        storage_class: v.storage_class(),
                     },
                 });
                 if out.len() >= q.limit {
@@ -380,13 +379,15 @@ impl KeyWalk<'_> {
     /// Calls `emit(key, value, at_marker, out)` for each key in order until
     /// `out` holds `limit` entries; `at_marker` tells that the key is the
     /// marker itself (so the second marker applies).
-    pub fn run<V, E>(
+    pub fn run<'m, V, E, I>(
         &self,
-        map: &BTreeMap<Box<[u8]>, V>,
+        range: impl Fn(Bound<&[u8]>) -> I,
         out: &mut Vec<E>,
         prefix_entry: impl Fn(String) -> E,
-        mut emit: impl FnMut(&str, &V, bool, &mut Vec<E>),
-    ) {
+        mut emit: impl FnMut(&str, V, bool, &mut Vec<E>),
+    ) where
+        I: Iterator<Item = (&'m [u8], V)>,
+    {
         let prefix = self.prefix.as_bytes();
         let marker = self.marker.as_bytes();
         let (mut lower, mut inclusive) = match (marker > prefix, self.sub_marker) {
@@ -396,9 +397,9 @@ impl KeyWalk<'_> {
         };
         'restart: while out.len() < self.limit {
             let start = if inclusive { Bound::Included(lower.as_slice()) } else { Bound::Excluded(lower.as_slice()) };
-            for (key, value) in map.range::<[u8], _>((start, Bound::Unbounded)) {
+            for (key, value) in range(start) {
                 if !key.starts_with(prefix) {
-                    if key.as_ref() > prefix {
+                    if key > prefix {
                         return;
                     }
                     continue;
@@ -415,7 +416,7 @@ impl KeyWalk<'_> {
                     inclusive = false;
                     continue 'restart;
                 }
-                emit(key_str, value, key.as_ref() == marker && self.sub_marker, out);
+                emit(key_str, value, key == marker && self.sub_marker, out);
                 if out.len() >= self.limit {
                     return;
                 }

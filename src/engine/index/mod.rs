@@ -3,4 +3,5 @@
 
 pub mod checkpoint;
 pub mod map;
+pub mod packed;
 pub mod uploads;

@@ -1,6 +1,7 @@
 //! Multipart uploads in a shard's index: applying their records, looking
 //! them up, and the ListMultipartUploads walk.
 
+use std::ops::Bound;
 use std::collections::BTreeMap;
 
 use super::map::{Index, KeyWalk};
@@ -137,7 +138,8 @@ impl Index {
             sub_marker: q.upload_marker.is_some(),
             limit: q.limit,
         };
-        walk.run(map, &mut out, UploadEntry::Prefix, |key, by_id: &BTreeMap<UploadId, Upload>, at_marker, out| {
+        let range = |from: Bound<&[u8]>| map.range::<[u8], _>((from, Bound::Unbounded)).map(|(k, v)| (&**k, v));
+        walk.run(range, &mut out, UploadEntry::Prefix, |key, by_id: &BTreeMap<UploadId, Upload>, at_marker, out| {
             for u in by_id.values() {
                 if at_marker && q.upload_marker.is_some_and(|m| u.id <= m) {
                     continue;
