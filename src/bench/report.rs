@@ -259,7 +259,15 @@ pub fn json(settings: &Settings, total: &ThreadStats, started_unix: u64, keys_ex
         .timeline
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("{{\"second\":{i},\"ops\":{},\"bytes\":{},\"errors\":{}}}", s.ops, s.bytes, s.errors))
+        .map(|(i, s)| {
+            format!(
+                "{{\"second\":{i},\"ops\":{},\"bytes\":{},\"errors\":{},\"max_latency_ms\":{}}}",
+                s.ops,
+                s.bytes,
+                s.errors,
+                number(ms(s.max_latency_ns))
+            )
+        })
         .collect();
     format!(
         "{{\n\"tool\":\"kaligon bench\",\n\"version\":{},\n\"started_unix\":{started_unix},\n\"config\":{{{}}},\n\

@@ -177,6 +177,8 @@ pub struct Second {
     pub ops: u64,
     pub bytes: u64,
     pub errors: u64,
+    /// The slowest successful operation that finished in this second.
+    pub max_latency_ns: u64,
 }
 
 /// What one thread measured.
@@ -211,6 +213,7 @@ impl ThreadStats {
             mine.ops += theirs.ops;
             mine.bytes += theirs.bytes;
             mine.errors += theirs.errors;
+            mine.max_latency_ns = mine.max_latency_ns.max(theirs.max_latency_ns);
         }
         self.elapsed = self.elapsed.max(other.elapsed);
         self.late += other.late;
@@ -451,13 +454,15 @@ fn record(
     stats.elapsed = stats.elapsed.max(at);
     match outcome {
         Outcome::Ok { bytes, first_byte } => {
+            let latency = now.duration_since(began).as_nanos() as u64;
             let second = stats.second(at);
             second.ops += 1;
             second.bytes += bytes;
+            second.max_latency_ns = second.max_latency_ns.max(latency);
             let op = &mut stats.ops[kind.index()];
             op.ok += 1;
             op.bytes += bytes;
-            op.latency.record(now.duration_since(began).as_nanos() as u64);
+            op.latency.record(latency);
             op.ttfb.record(first_byte.saturating_duration_since(began).as_nanos() as u64);
             progress.ops.fetch_add(1, Ordering::Relaxed);
             progress.bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -291,10 +291,7 @@ impl Shard {
             if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 {
                 continue;
             }
-            if let Err(e) = self.log.remove_segment(segment) {
-                tracing::warn!(segment = segment.0, error = %e, "could not delete a reclaimed segment");
-                continue;
-            }
+            self.log.remove_segment(segment);
             self.reclaim.live.remove(&segment);
             self.reclaim.deleted.insert(segment);
             self.reclaim.segments_reclaimed += 1;

@@ -224,12 +224,13 @@ impl Index {
                 _ => Bound::Unbounded,
             };
             for entry in self.keys[bucket].range::<[u8], _>((from, Bound::Unbounded)) {
-                if seen == limit {
-                    return (out, Some((bucket.clone(), entry.key().to_vec())));
-                }
-                seen += 1;
                 for v in entry.versions().iter().filter(|v| v.extents().any(|e| e.segment == segment)) {
                     out.push((bucket.clone(), entry.key_str().to_string(), v.id));
+                }
+                seen += 1;
+                if seen == limit {
+                    // The cursor is the last key looked at: the next step starts after it.
+                    return (out, Some((bucket.clone(), entry.key().to_vec())));
                 }
             }
         }
@@ -333,7 +334,8 @@ impl Index {
             sub_marker: q.version_marker.is_some(),
             limit: q.limit,
         };
-        let range = |from: Bound<&[u8]>| map.range::<[u8], _>((from, Bound::Unbounded)).map(|e| (e.key(), e.versions()));
+        let range =
+            |from: Bound<&[u8]>| map.range::<[u8], _>((from, Bound::Unbounded)).map(|e| (e.key(), e.versions()));
         walk.run(range, &mut out, VersionEntry::Prefix, |key, versions, at_marker, out| {
             let mut skipping = at_marker;
             for (i, v) in versions.iter().enumerate() {
@@ -461,6 +463,33 @@ mod tests {
 
     fn names(entries: &[ListEntry]) -> Vec<&str> {
         entries.iter().map(|e| e.name()).collect()
+    }
+
+    #[test]
+    fn a_segment_scan_in_steps_sees_every_key() {
+        // A step used to stop *at* a key and the next step started after it, so every
+        // `limit + 1`-th key was never looked at: compaction left those versions behind and
+        // picked the same segment again forever.
+        let mut ix = Index::default();
+        for bucket in ["a", "b"] {
+            for i in 0..10u64 {
+                let mut v = version(0, i + 1, false);
+                v.extents = Box::new([Extent { offset: 4096 * i, len: 4096, segment: SegmentId(1) }]);
+                ix.apply(&MetaOp::PutVersion { bucket: bucket.into(), key: format!("k{i}"), version: v });
+            }
+        }
+        for limit in [1, 3, 10, 11, 100] {
+            let (mut found, mut cursor) = (Vec::new(), None);
+            loop {
+                let (step, next) = ix.versions_in_segment(SegmentId(1), cursor, limit);
+                found.extend(step);
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(found.len(), 20, "limit {limit}");
+        }
     }
 
     #[test]

@@ -394,14 +394,18 @@ mod tests {
 
     #[test]
     fn versions_round_trip_in_sequence_order() {
-        let plain = version(0, 5, 4096, vec![extent(3, 1 << 30, 4096)], ObjectMeta {
-            content_type: Some("application/octet-stream".into()),
-            ..ObjectMeta::default()
-        });
+        let plain = version(
+            0,
+            5,
+            4096,
+            vec![extent(3, 1 << 30, 4096)],
+            ObjectMeta { content_type: Some("application/octet-stream".into()), ..ObjectMeta::default() },
+        );
         let mut custom_meta = ObjectMeta { content_type: Some("x/y".into()), ..ObjectMeta::default() };
         custom_meta.user.push(("a".into(), "b".into()));
         custom_meta.storage_class = Some("STANDARD_IA".into());
-        let multi = version(7 << 70 | 9, 9, 3 << 20, vec![extent(1, 0, 1 << 20), extent(2, 4096, 2 << 20)], custom_meta);
+        let multi =
+            version(7 << 70 | 9, 9, 3 << 20, vec![extent(1, 0, 1 << 20), extent(2, 4096, 2 << 20)], custom_meta);
         let marker = Version {
             id: VersionId(u128::MAX),
             seq: 7,

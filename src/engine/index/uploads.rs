@@ -1,8 +1,8 @@
 //! Multipart uploads in a shard's index: applying their records, looking
 //! them up, and the ListMultipartUploads walk.
 
-use std::ops::Bound;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::map::{Index, KeyWalk};
 use crate::engine::record::MetaOp;

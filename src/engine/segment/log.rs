@@ -260,11 +260,24 @@ impl Log {
         self.files.keys().copied()
     }
 
-    /// Forgets and deletes a segment nothing refers to any more.
-    pub fn remove_segment(&mut self, id: SegmentId) -> std::io::Result<()> {
+    /// Forgets a segment nothing refers to any more and deletes its file in the background.
+    ///
+    /// The unlink goes through io_uring, which runs it on a kernel worker: unlinking a
+    /// 256 MiB segment frees its extents inside the call, 40-60 ms each on the development
+    /// VM, and a compaction that frees several at once used to stall every request of the
+    /// shard for over 100 ms (open-loop GETs after an overwrite burst, p99 104 ms -> see
+    /// tuning/results/2026-11-24-reclaim-stall.md). A crash before the unlink finishes
+    /// leaves a file that recovery deletes as unreferenced.
+    pub fn remove_segment(&mut self, id: SegmentId) {
         assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
-        std::fs::remove_file(segment_path(&self.dir, id))
+        let (path, shard) = (segment_path(&self.dir, id), self.shard);
+        compio::runtime::spawn(async move {
+            if let Err(e) = compio::fs::remove_file(&path).await {
+                tracing::warn!(shard = shard.0, segment = id.0, error = %e, "could not delete a reclaimed segment");
+            }
+        })
+        .detach();
     }
 
     /// Keeps up to `spares` zero-filled segments ready ahead of the writer,
@@ -318,7 +331,15 @@ async fn prepare(
 ) -> std::io::Result<Option<File>> {
     let tmp = dir.join(format!("seg-{id:010}.prep"));
     let header = SegmentHeader { shard: shard.0, segment: id, size };
-    let std_file = create_segment_file(&tmp, header)?;
+    // On a blocking-pool thread: fallocate waits for journal space, which right after a
+    // write burst took over 100 ms on the development VM, and the shard's requests would
+    // wait with it (tuning/results/2026-11-24-reclaim-stall.md).
+    let std_file = {
+        let tmp = tmp.clone();
+        compio::runtime::spawn_blocking(move || create_segment_file(&tmp, header))
+            .await
+            .map_err(|_| std::io::Error::other("segment preparation panicked"))??
+    };
     // SAFETY: ownership of the fd moves into the compio File.
     let mut file = unsafe { File::from_raw_fd(std_file.into_raw_fd()) };
     const FILL: usize = 4 << 20;
@@ -347,7 +368,9 @@ async fn prepare(
         let _ = std::fs::remove_file(&tmp);
         return Ok(None);
     }
-    std::fs::rename(&tmp, segment_path(dir, SegmentId(id)))?;
-    sync_dir(dir)?;
+    // Through io_uring (kernel workers): a directory sync waits for a journal commit, which
+    // must not stall the shard's requests.
+    compio::fs::rename(&tmp, segment_path(dir, SegmentId(id))).await?;
+    compio::fs::File::open(dir).await?.sync_all().await?;
     Ok(Some(file))
 }
