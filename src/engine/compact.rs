@@ -81,6 +81,11 @@ impl Reclaim {
         Self { live, kept, ..Default::default() }
     }
 
+    /// Whether emptied segments wait for checkpoints.
+    pub fn waiting(&self) -> bool {
+        !self.reclaimable.is_empty()
+    }
+
     /// Adjusts live bytes for an applied change.
     pub fn account(&mut self, op: &MetaOp, freed: &[Extent]) {
         let added: &[Extent] = match op {
@@ -198,7 +203,13 @@ impl Shard {
             return;
         }
         self.reclaim.reclaimable.push(c.victim);
-        self.force_checkpoint();
+        // The segment goes once the kept checkpoints all start after it. With the disk full
+        // that is urgent; otherwise the shard's tick checkpoints at most once per
+        // `RECLAIM_CHECKPOINT_EVERY`, so a run of compactions shares checkpoints instead of
+        // encoding and syncing the index once per segment.
+        if self.log.full {
+            self.force_checkpoint();
+        }
         self.delete_reclaimable();
     }
 

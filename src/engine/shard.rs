@@ -93,6 +93,8 @@ enum Event {
 
 /// How often a shard checks whether a checkpoint or a compaction is due.
 const TICK: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often emptied segments waiting for checkpoints cause one.
+pub(super) const RECLAIM_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Pause between compaction steps, so requests always get the core.
 const COMPACT_STEP: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -242,6 +244,9 @@ impl Shard {
     }
 
     fn handle(&mut self, r: Request) {
+        if !matches!(r, Request::ForgetSegment { .. }) {
+            self.log.note_request(std::time::Instant::now());
+        }
         match r {
             Request::WriteChunk { buf, reply } => self.write_chunk(buf, reply),
             Request::Commit(mut c, reply) => {
@@ -827,7 +832,12 @@ impl Shard {
         let due_bytes = self.bytes_since_checkpoint >= self.shared.config.checkpoint_bytes;
         let due_time = self.bytes_since_checkpoint > 0
             && self.last_checkpoint.elapsed().as_millis() as u64 >= self.shared.config.checkpoint_interval_ms;
-        if (due_bytes || due_time) && self.checkpoint.is_none() && self.group.is_none() && self.poisoned.is_none() {
+        let due_reclaim = self.reclaim.waiting() && self.last_checkpoint.elapsed() >= RECLAIM_CHECKPOINT_EVERY;
+        if (due_bytes || due_time || due_reclaim)
+            && self.checkpoint.is_none()
+            && self.group.is_none()
+            && self.poisoned.is_none()
+        {
             self.start_checkpoint();
         }
     }

@@ -36,7 +36,17 @@ struct Spares {
     /// Ids below this are taken; a preparer working on one abandons it.
     wanted_from: u64,
     last_write: Option<Instant>,
+    /// When the shard last served a request of any kind.
+    last_request: Option<Instant>,
 }
+
+/// Zero-fill rate while the shard serves requests but writes nothing: the fill's writes
+/// queue ahead of foreground reads on the disk, and two 256 MiB fills at full speed right
+/// after a write burst held 4 KiB GETs for up to 150 ms
+/// (tuning/results/2026-11-24-reclaim-stall.md).
+const BUSY_FILL_BYTES_PER_S: u64 = 32 << 20;
+/// Write size of the zero-fill while requests are being served.
+const BUSY_FILL_CHUNK: usize = 1 << 20;
 
 pub struct Log {
     dir: PathBuf,
@@ -280,6 +290,11 @@ impl Log {
         .detach();
     }
 
+    /// Notes that the shard served a request: a spare is then filled slowly.
+    pub fn note_request(&self, now: Instant) {
+        self.spares.borrow_mut().last_request = Some(now);
+    }
+
     /// Keeps up to `spares` zero-filled segments ready ahead of the writer,
     /// filling only while the log has been idle for `idle` so foreground
     /// writes keep the disk. Runs forever on the shard's executor.
@@ -298,7 +313,9 @@ impl Log {
                     compio::time::sleep(idle.max(Duration::from_millis(5))).await;
                     continue;
                 };
+                tracing::debug!(shard = shard.0, segment = id, "preparing a spare segment");
                 let result = prepare(&dir, shard, size, id, &state, idle).await;
+                tracing::debug!(shard = shard.0, segment = id, ok = result.is_ok(), "spare segment prepared");
                 if result.is_err() {
                     // A failed fallocate may keep blocks: give them back.
                     let _ = std::fs::remove_file(dir.join(format!("seg-{id:010}.prep")));
@@ -351,17 +368,25 @@ async fn prepare(
             let _ = std::fs::remove_file(&tmp);
             return Ok(None);
         }
-        let busy = state.borrow().last_write.is_some_and(|t| t.elapsed() < idle);
-        if busy {
+        let (writing, serving) = {
+            let s = state.borrow();
+            let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < idle);
+            (recent(s.last_write), recent(s.last_request))
+        };
+        if writing {
             compio::time::sleep(idle).await;
             continue;
         }
-        let n = (FILL as u64).min(size - at) as usize;
+        let chunk = if serving { BUSY_FILL_CHUNK } else { FILL };
+        let n = (chunk as u64).min(size - at) as usize;
         zeros.set_len(n - n % ALIGN);
         let compio::BufResult(r, z) = file.write_at(zeros, at).await;
         zeros = z;
         r?;
         at += n as u64;
+        if serving {
+            compio::time::sleep(Duration::from_secs_f64(n as f64 / BUSY_FILL_BYTES_PER_S as f64)).await;
+        }
     }
     file.sync_data().await?;
     if state.borrow().wanted_from > id {
