@@ -13,6 +13,11 @@ use common::*;
 
 const SEGMENT_BYTES: u64 = 8 << 20;
 
+/// The whole body of `bucket/key`.
+async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    c.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes()
+}
+
 fn segment_bytes_on_disk(node: &Node) -> u64 {
     files_under(&node.data_dir(), "seg-").iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
 }
@@ -57,19 +62,7 @@ fn overwrites_are_reclaimed_and_reads_stay_correct() {
         }
         // Reads during compaction see the last acknowledged bytes.
         let k = round % keys;
-        let got = rt.block_on(async {
-            c.get_object()
-                .bucket("ovw")
-                .key(format!("k{k}"))
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-        });
+        let got = rt.block_on(get_bytes(&c, "ovw", &format!("k{k}")));
         assert_eq!(got.as_ref(), bytes(last[&k], size(last[&k])).as_slice(), "round {round} key {k}");
     }
     let live: u64 = last.values().map(|s| size(*s) as u64).sum();
@@ -90,18 +83,7 @@ fn overwrites_are_reclaimed_and_reads_stay_correct() {
     let c = sdk(&node.endpoint());
     rt.block_on(async {
         for (k, seed) in &last {
-            let got = c
-                .get_object()
-                .bucket("ovw")
-                .key(format!("k{k}"))
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
+            let got = get_bytes(&c, "ovw", &format!("k{k}")).await;
             assert_eq!(got.as_ref(), bytes(*seed, size(*seed)).as_slice(), "after restart key {k}");
         }
     });
@@ -165,8 +147,6 @@ fn a_stalled_read_survives_its_segments_being_reclaimed() {
     assert_eq!(got.len(), big.len(), "{gone} segment(s) reclaimed during the read");
     assert!(got == big, "the stalled read returned different bytes");
     // And a fresh read sees the moved bytes.
-    let again = rt.block_on(async {
-        c.get_object().bucket("stall").key("big").send().await.unwrap().body.collect().await.unwrap().into_bytes()
-    });
+    let again = rt.block_on(async { get_bytes(&c, "stall", "big").await });
     assert!(again.as_ref() == big.as_slice());
 }

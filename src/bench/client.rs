@@ -143,8 +143,9 @@ impl Conn {
     }
 
     /// Sends a request and reads its response. `is_head` marks a HEAD request, whose response
-    /// has no body; `sink_for` picks where the body goes once the status is known. Returns the
-    /// head buffer for reuse, when the write finished.
+    /// has no body; `keep_headers` asks for the ETag and checksum headers in the response (not
+    /// copied out otherwise); `sink_for` picks where the body goes once the status is known.
+    /// Returns the head buffer for reuse, when the write finished.
     ///
     /// The read is posted together with the write, so a small request costs one trip through
     /// the ring instead of two, and a server that answers before the body is sent (an error
@@ -155,12 +156,13 @@ impl Conn {
         head: Vec<u8>,
         payload: Payload,
         is_head: bool,
+        keep_headers: bool,
         sink_for: SinkFor<'_>,
     ) -> Result<(Option<Vec<u8>>, Response), Transport> {
         let result = {
             let Conn { stream, reader } = &mut *self;
             let write = std::pin::pin!(write_request(stream, head, payload));
-            let read = std::pin::pin!(reader.read_response(stream, is_head, sink_for));
+            let read = std::pin::pin!(reader.read_response(stream, is_head, keep_headers, sink_for));
             match futures_util::future::select(write, read).await {
                 Either::Left((Ok(head), read)) => read.await.map(|response| (Some(head), response)),
                 Either::Left((Err(e), _)) => Err(e),
@@ -242,6 +244,7 @@ impl Reader {
         &mut self,
         stream: &TcpStream,
         is_head: bool,
+        keep_headers: bool,
         sink_for: SinkFor<'_>,
     ) -> Result<Response, Transport> {
         let mut first_byte = None;
@@ -250,7 +253,7 @@ impl Reader {
                 self.fill(stream).await?;
             }
             first_byte.get_or_insert_with(Instant::now);
-            let Some(head) = self.parse_head()? else {
+            let Some(head) = self.parse_head(keep_headers)? else {
                 self.fill(stream).await?;
                 continue;
             };
@@ -288,7 +291,7 @@ impl Reader {
     }
 
     /// Parses a head from the buffer and consumes it; `None` if it is not complete yet.
-    fn parse_head(&mut self) -> Result<Option<Head>, Transport> {
+    fn parse_head(&mut self, keep_headers: bool) -> Result<Option<Head>, Transport> {
         let mut headers = [httparse::EMPTY_HEADER; RESPONSE_HEADER_COUNT_MAX];
         let mut response = httparse::Response::new(&mut headers);
         let n = match response.parse(&self.buf[self.start..]) {
@@ -310,10 +313,11 @@ impl Reader {
                 head.content_length = Some(text.trim().parse().map_err(|_| Transport::Protocol("content-length"))?);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 head.chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
-            } else if h.name.eq_ignore_ascii_case("etag") {
+            } else if keep_headers && h.name.eq_ignore_ascii_case("etag") {
                 head.etag = Some(String::from_utf8_lossy(h.value).into_owned());
-            } else if let Some(algo) = checksum_header(h.name)
+            } else if keep_headers
                 && head.checksum.is_none()
+                && let Some(algo) = checksum_header(h.name)
             {
                 head.checksum = Some((algo.to_owned(), String::from_utf8_lossy(h.value).into_owned()));
             } else if h.name.eq_ignore_ascii_case("connection") {

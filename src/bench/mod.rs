@@ -650,7 +650,7 @@ fn create_bucket(target: &Target) -> Result<(), Error> {
             }
             head.push_str(&format!("authorization: {authorization}\r\ncontent-length: {}\r\n\r\n{body}", body.len()));
             let mut sink_for = |status| if status < 300 { Sink::Discard } else { Sink::Capture(Vec::new()) };
-            let (_, response) = conn.exchange(head.into_bytes(), Payload::None, false, &mut sink_for).await?;
+            let (_, response) = conn.exchange(head.into_bytes(), Payload::None, false, false, &mut sink_for).await?;
             let code = match &response.sink {
                 Sink::Capture(body) => error_code(body).map(str::to_owned),
                 _ => None,

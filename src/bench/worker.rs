@@ -510,10 +510,8 @@ async fn execute(
         200..=299 => Sink::Discard,
         _ => Sink::Capture(Vec::new()),
     };
-    let (head, response) = conn.exchange(head, payload, kind == OpKind::Stat, &mut sink_for).await?;
-    if let Some(head) = head {
-        builder.buf = head;
-    }
+    let keep_headers = verify && target.checksum.is_some();
+    let response = send(conn, builder, head, payload, kind == OpKind::Stat, keep_headers, &mut sink_for).await?;
     if let Some(failed) = failure(&response) {
         return Ok(failed);
     }
@@ -563,19 +561,31 @@ fn checksum_mismatch(target: &Target, bodies: &Bodies, key: &str, response: &Res
     }
 }
 
-/// Sends a request whose response body is kept (XML) and returns the head buffer to `builder`.
-async fn exchange_keeping_body(
+/// Sends a request on `conn` (see [`Conn::exchange`]) and hands the head buffer back to
+/// `builder` for the next request.
+async fn send(
     conn: &mut Conn,
     builder: &mut RequestBuilder,
     head: Vec<u8>,
     payload: Payload,
+    is_head: bool,
+    keep_headers: bool,
+    sink_for: super::client::SinkFor<'_>,
 ) -> Result<Response, Transport> {
-    let mut sink_for = |_| Sink::Capture(Vec::new());
-    let (head, response) = conn.exchange(head, payload, false, &mut sink_for).await?;
+    let (head, response) = conn.exchange(head, payload, is_head, keep_headers, sink_for).await?;
     if let Some(head) = head {
         builder.buf = head;
     }
     Ok(response)
+}
+
+/// Sends a request whose response body (XML) is kept, whatever its status.
+async fn send_keeping_body(
+    conn: &mut Conn,
+    builder: &mut RequestBuilder,
+    head: Vec<u8>,
+) -> Result<Response, Transport> {
+    send(conn, builder, head, Payload::None, false, false, &mut |_| Sink::Capture(Vec::new())).await
 }
 
 /// The text of the first `<element>` of a kept XML body.
@@ -604,7 +614,7 @@ async fn multipart_upload(
     let empty = if target.unsigned_payload { sign::UNSIGNED_PAYLOAD } else { sign::EMPTY_PAYLOAD_SHA256 };
     let algorithm = target.checksum.map(|a| ("x-amz-checksum-algorithm", a.name()));
     let head = builder.build(target, "POST", &key, "uploads", algorithm.as_slice(), empty, Some(0));
-    let created = exchange_keeping_body(conn, builder, head, Payload::None).await?;
+    let created = send_keeping_body(conn, builder, head).await?;
     if let Some(failed) = failure(&created) {
         return Ok(failed);
     }
@@ -624,13 +634,10 @@ async fn multipart_upload(
             sha.as_str()
         };
         let checksum = target.checksum.zip(bodies.checksum(piece, &key));
-        let header = checksum.as_ref().map(|(algo, value)| (checksum_header_name(*algo), value.as_str()));
+        let header = checksum.as_ref().map(|(algo, value)| (algo.header_name(), value.as_str()));
         let head = builder.build(target, "PUT", &key, &query, header.as_slice(), payload, Some(piece.bytes()));
         let mut sink_for = |status: u16| if status < 300 { Sink::Discard } else { Sink::Capture(Vec::new()) };
-        let (head, response) = conn.exchange(head, bodies.payload(piece, &key), false, &mut sink_for).await?;
-        if let Some(head) = head {
-            builder.buf = head;
-        }
+        let response = send(conn, builder, head, bodies.payload(piece, &key), false, true, &mut sink_for).await?;
         if let Some(failed) = failure(&response) {
             return Ok(failed);
         }
@@ -658,7 +665,7 @@ async fn multipart_upload(
     };
     let mut head = builder.build(target, "POST", &key, &format!("uploadId={id}"), &[], payload, Some(complete.len()));
     head.extend_from_slice(complete.as_bytes());
-    let done = exchange_keeping_body(conn, builder, head, Payload::None).await?;
+    let done = send_keeping_body(conn, builder, head).await?;
     if let Some(failed) = failure(&done) {
         return Ok(failed);
     }
@@ -671,16 +678,8 @@ async fn multipart_upload(
     Ok(Outcome::Ok { bytes: bodies.size() as u64, first_byte: created.first_byte })
 }
 
-/// The header that carries a checksum of `algo`.
-fn checksum_header_name(algo: ChecksumAlgo) -> &'static str {
-    match algo {
-        ChecksumAlgo::Crc32 => "x-amz-checksum-crc32",
-        ChecksumAlgo::Crc32c => "x-amz-checksum-crc32c",
-        ChecksumAlgo::Crc64Nvme => "x-amz-checksum-crc64nvme",
-        ChecksumAlgo::Sha1 => "x-amz-checksum-sha1",
-        ChecksumAlgo::Sha256 => "x-amz-checksum-sha256",
-    }
-}
+/// Signed headers a request may carry beyond host, x-amz-content-sha256 and x-amz-date.
+const EXTRA_HEADERS_MAX: usize = 2;
 
 /// Builds request heads, reusing its buffers; one per connection.
 struct RequestBuilder {
@@ -747,7 +746,7 @@ impl RequestBuilder {
             sign::EMPTY_PAYLOAD_SHA256
         };
         let checksum = match (kind, target.checksum) {
-            (OpKind::Put, Some(algo)) => bodies.checksum(bodies.whole(), key).map(|v| (checksum_header_name(algo), v)),
+            (OpKind::Put, Some(algo)) => bodies.checksum(bodies.whole(), key).map(|v| (algo.header_name(), v)),
             (OpKind::Get, Some(_)) => Some(("x-amz-checksum-mode", "ENABLED".to_owned())),
             _ => None,
         };
@@ -781,20 +780,27 @@ impl RequestBuilder {
             self.path.push('/');
             sign::uri_encode(key, true, &mut self.path);
         }
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + extra.len());
-        headers.extend([("host", target.host.as_str()), ("x-amz-content-sha256", payload), ("x-amz-date", &self.date)]);
-        headers.extend_from_slice(extra);
+        // On the stack: no allocation per request.
+        assert!(extra.len() <= EXTRA_HEADERS_MAX, "at most {EXTRA_HEADERS_MAX} extra signed headers");
+        let mut all = [("", ""); 3 + EXTRA_HEADERS_MAX];
+        all[..3].copy_from_slice(&[
+            ("host", target.host.as_str()),
+            ("x-amz-content-sha256", payload),
+            ("x-amz-date", &self.date),
+        ]);
+        all[3..3 + extra.len()].copy_from_slice(extra);
+        let headers = &all[..3 + extra.len()];
         let authorization = self.signer.authorization(&RequestToSign {
             method,
             raw_path: &self.path,
             raw_query: query,
-            headers: &headers,
+            headers,
             payload,
             amz_date: &self.date,
         });
         let mut out = std::mem::take(&mut self.buf);
         out.clear();
-        write_head(&mut out, method, &self.path, query, &headers, &authorization, content_length);
+        write_head(&mut out, method, &self.path, query, headers, &authorization, content_length);
         out
     }
 }

@@ -160,6 +160,17 @@ impl ChecksumAlgo {
         }
     }
 
+    /// The header that carries a value of this algorithm.
+    pub fn header_name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "x-amz-checksum-crc32",
+            Self::Crc32c => "x-amz-checksum-crc32c",
+            Self::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Self::Sha1 => "x-amz-checksum-sha1",
+            Self::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
     /// The uppercase name used in `x-amz-checksum-algorithm` and XML.
     pub fn name(self) -> &'static str {
         match self {

@@ -86,8 +86,8 @@ pub fn encode_value(v: &[u8]) -> String {
 pub fn expected(head: &Head) -> Result<Option<Expected>, S3Error> {
     let mut found: Option<Expected> = None;
     for algo in ChecksumAlgo::ALL {
-        let name = format!("x-amz-checksum-{}", algo.header_suffix());
-        if let Some(v) = head.header(&name) {
+        let name = algo.header_name();
+        if let Some(v) = head.header(name) {
             if found.is_some() {
                 return Err(S3Error::with_message(
                     S3ErrorCode::InvalidRequest,

@@ -37,6 +37,34 @@ pub(super) fn page_size(h: &crate::http::head::Head, name: &str, cap: usize) -> 
     Ok(n.min(cap))
 }
 
+/// The query shared by the listings paged with a key marker and a second marker within a
+/// key (ListObjectVersions, ListMultipartUploads): prefix, delimiter, key-marker,
+/// encoding-type and the page size named `max_param`.
+pub(super) struct KeyMarkerPage {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: String,
+    pub url: bool,
+    pub max: usize,
+}
+
+impl KeyMarkerPage {
+    pub fn parse(h: &crate::http::head::Head, max_param: &str, cap: usize) -> Result<Self, S3Error> {
+        Ok(KeyMarkerPage {
+            prefix: h.query_param("prefix").unwrap_or_default(),
+            delimiter: h.query_param("delimiter").filter(|d| !d.is_empty()),
+            key_marker: h.query_param("key-marker").unwrap_or_default(),
+            url: url_encoding(h)?,
+            max: page_size(h, max_param, cap)?,
+        })
+    }
+
+    /// A name as the response shows it: URL-encoded with `encoding-type=url`.
+    pub fn show(&self, s: &str) -> String {
+        if self.url { url_encode(s) } else { s.to_string() }
+    }
+}
+
 pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Error> {
     let h = &req.head;
     let engine = &req.ctx.engine;

@@ -13,7 +13,7 @@ use md5::{Digest as _, Md5};
 use super::checksum::{self, Hasher};
 use super::copy::{Copied, Source, copy_bytes, source};
 use super::error::{S3Error, S3ErrorCode};
-use super::list::{page_size, url_encoding};
+use super::list::{KeyMarkerPage, page_size};
 use super::object::{Received, check_key, invalid, object_meta, read_small_body, receive_body, write_condition};
 use super::xml::{Xml, iso8601, url_encode};
 use super::{Req, now_ms};
@@ -161,7 +161,7 @@ pub async fn upload_part(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response,
     stream.commit(commit).await?;
     let mut resp = Response::new(200).header("etag", ETag { md5, parts: 0 }.to_string());
     if let Some(c) = &checksum {
-        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), checksum::encode_value(&c.value));
+        resp.set_header(c.algo.header_name(), checksum::encode_value(&c.value));
     }
     Ok(resp)
 }
@@ -364,8 +364,8 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
             sums.push((c, p.size));
         }
         let c = combined_checksum(algo, full, &sums);
-        let header = format!("x-amz-checksum-{}", algo.header_suffix());
-        if full && let Some(v) = req.head.header(&header) {
+        let header = algo.header_name();
+        if full && let Some(v) = req.head.header(header) {
             checksum::verify(algo, &checksum::decode_value(algo, v)?, c.value.clone())?;
         }
         meta.checksum = Some(c);
@@ -451,31 +451,28 @@ pub async fn list_multipart_uploads(req: &mut Req<'_>) -> Result<Response, S3Err
     if engine.bucket(req.bucket()).is_none() {
         return Err(S3ErrorCode::NoSuchBucket.into());
     }
-    let prefix = h.query_param("prefix").unwrap_or_default();
-    let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
-    let key_marker = h.query_param("key-marker").unwrap_or_default();
+    let page = KeyMarkerPage::parse(h, "max-uploads", req.ctx.config.list_keys_max)?;
     // Without a key marker the upload-id marker is ignored (AWS).
-    let upload_marker = match h.query_param("upload-id-marker").filter(|m| !m.is_empty() && !key_marker.is_empty()) {
+    let upload_marker = match h.query_param("upload-id-marker").filter(|m| !m.is_empty() && !page.key_marker.is_empty())
+    {
         None => None,
         Some(m) => Some(UploadId::parse(&m).ok_or_else(|| invalid("Invalid uploadId marker"))?),
     };
-    let url = url_encoding(h)?;
-    let max = page_size(h, "max-uploads", req.ctx.config.list_keys_max)?;
-    let (entries, truncated) = if max == 0 {
+    let (entries, truncated) = if page.max == 0 {
         (Vec::new(), false)
     } else {
         let q = UploadsQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            key_marker: key_marker.clone(),
+            prefix: page.prefix.clone(),
+            delimiter: page.delimiter.clone(),
+            key_marker: page.key_marker.clone(),
             upload_marker,
-            limit: max,
+            limit: page.max,
         };
         engine.list_uploads(req.bucket(), q).await?
     };
-    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let enc = |s: &str| page.show(s);
     let mut x = Xml::new("ListMultipartUploadsResult");
-    x.elem("Bucket", req.bucket()).elem("KeyMarker", &enc(&key_marker));
+    x.elem("Bucket", req.bucket()).elem("KeyMarker", &enc(&page.key_marker));
     x.elem("UploadIdMarker", &upload_marker.map(|m| m.to_string()).unwrap_or_default());
     if truncated && let Some(last) = entries.last() {
         x.elem("NextKeyMarker", &enc(last.name()));
@@ -483,11 +480,11 @@ pub async fn list_multipart_uploads(req: &mut Req<'_>) -> Result<Response, S3Err
             x.elem("NextUploadIdMarker", &u.id.to_string());
         }
     }
-    if let Some(d) = &delimiter {
+    if let Some(d) = &page.delimiter {
         x.elem("Delimiter", &enc(d));
     }
-    x.elem("Prefix", &enc(&prefix)).elem("MaxUploads", &max.to_string());
-    if url {
+    x.elem("Prefix", &enc(&page.prefix)).elem("MaxUploads", &page.max.to_string());
+    if page.url {
         x.elem("EncodingType", "url");
     }
     x.elem("IsTruncated", if truncated { "true" } else { "false" });

@@ -288,7 +288,7 @@ pub(super) async fn receive(
             let declared = match &e.value {
                 Some(v) => v.clone(),
                 None => {
-                    let name = format!("x-amz-checksum-{}", e.algo.header_suffix());
+                    let name = e.algo.header_name();
                     let v = source.trailers().iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).ok_or_else(
                         || {
                             S3Error::with_message(
@@ -351,7 +351,7 @@ pub(super) async fn commit_object(
         resp.set_header("x-amz-version-id", outcome.version_id.to_string());
     }
     if let Some(c) = &meta.checksum {
-        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), checksum::encode_value(&c.value));
+        resp.set_header(c.algo.header_name(), checksum::encode_value(&c.value));
     }
     Ok(resp)
 }
@@ -552,7 +552,7 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) 
     }
     let mode = whole && req.head.header("x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
     if let (true, Some(c)) = (mode, &m.checksum) {
-        resp.set_header(&format!("x-amz-checksum-{}", c.algo.header_suffix()), super::multipart::checksum_text(c));
+        resp.set_header(c.algo.header_name(), super::multipart::checksum_text(c));
         resp.set_header("x-amz-checksum-type", if c.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" });
     }
 }

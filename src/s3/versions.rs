@@ -4,7 +4,7 @@
 
 use super::Req;
 use super::error::{S3Error, S3ErrorCode};
-use super::xml::{Xml, iso8601, url_encode};
+use super::xml::{Xml, iso8601};
 use crate::engine::VersionsQuery;
 use crate::engine::index::map::VersionEntry;
 use crate::engine::types::VersionId;
@@ -20,33 +20,29 @@ pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error
     if engine.bucket(req.bucket()).is_none() {
         return Err(S3ErrorCode::NoSuchBucket.into());
     }
-    let prefix = h.query_param("prefix").unwrap_or_default();
-    let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
-    let key_marker = h.query_param("key-marker").unwrap_or_default();
+    let page = super::list::KeyMarkerPage::parse(h, "max-keys", req.ctx.config.list_keys_max)?;
     let version_marker = match h.query_param("version-id-marker").filter(|v| !v.is_empty()) {
         None => None,
-        Some(_) if key_marker.is_empty() => {
+        Some(_) if page.key_marker.is_empty() => {
             return Err(invalid("A version-id marker cannot be specified without a key marker."));
         }
         Some(v) => Some(VersionId::parse(&v).ok_or_else(|| invalid("Invalid version id specified"))?),
     };
-    let url = super::list::url_encoding(h)?;
-    let max_keys = super::list::page_size(h, "max-keys", req.ctx.config.list_keys_max)?;
-    let (entries, truncated) = if max_keys == 0 {
+    let (entries, truncated) = if page.max == 0 {
         (Vec::new(), false)
     } else {
         let q = VersionsQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            key_marker: key_marker.clone(),
+            prefix: page.prefix.clone(),
+            delimiter: page.delimiter.clone(),
+            key_marker: page.key_marker.clone(),
             version_marker,
-            limit: max_keys,
+            limit: page.max,
         };
         engine.list_versions(req.bucket(), q).await?
     };
-    let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
+    let enc = |s: &str| page.show(s);
     let mut x = Xml::new("ListVersionsResult");
-    x.elem("Name", req.bucket()).elem("Prefix", &enc(&prefix)).elem("KeyMarker", &enc(&key_marker));
+    x.elem("Name", req.bucket()).elem("Prefix", &enc(&page.prefix)).elem("KeyMarker", &enc(&page.key_marker));
     x.elem("VersionIdMarker", &version_marker.map(|v| v.to_string()).unwrap_or_default());
     if truncated && let Some(last) = entries.last() {
         x.elem("NextKeyMarker", &enc(last.name()));
@@ -54,11 +50,11 @@ pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error
             x.elem("NextVersionIdMarker", &version.id.to_string());
         }
     }
-    x.elem("MaxKeys", &max_keys.to_string());
-    if let Some(d) = &delimiter {
+    x.elem("MaxKeys", &page.max.to_string());
+    if let Some(d) = &page.delimiter {
         x.elem("Delimiter", &enc(d));
     }
-    if url {
+    if page.url {
         x.elem("EncodingType", "url");
     }
     x.elem("IsTruncated", if truncated { "true" } else { "false" });

@@ -127,16 +127,21 @@ impl Index {
                 let Some(map) = self.keys.get_mut(bucket.as_str()) else {
                     return Vec::new();
                 };
-                let Some((rest, freed)) = map.get(key.as_bytes()).and_then(|e| e.versions().without(*id)) else {
+                let Some((rest, freed)) =
+                    map.get(key.as_bytes()).and_then(|e| e.versions().without(key.as_bytes(), *id))
+                else {
                     return Vec::new();
                 };
-                if rest.is_empty() {
-                    map.remove(key.as_bytes());
-                    if map.is_empty() {
-                        self.keys.remove(bucket.as_str());
+                match rest {
+                    Some(entry) => {
+                        map.replace(entry);
                     }
-                } else {
-                    map.replace(Entry::new(key.as_bytes(), &rest));
+                    None => {
+                        map.remove(key.as_bytes());
+                        if map.is_empty() {
+                            self.keys.remove(bucket.as_str());
+                        }
+                    }
                 }
                 freed
             }
@@ -163,8 +168,8 @@ impl Index {
             None => self.keys.entry(bucket.to_string()).or_default(),
         };
         let old = map.get(key.as_bytes()).map_or_else(Versions::default, Entry::versions);
-        let (packed, freed) = old.with(version);
-        map.replace(Entry::new(key.as_bytes(), &packed));
+        let (entry, freed) = old.with(key.as_bytes(), version);
+        map.replace(entry);
         freed
     }
 

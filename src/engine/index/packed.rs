@@ -293,30 +293,49 @@ impl<'a> Versions<'a> {
         self.iter().map(|v| v.to_version()).collect()
     }
 
-    /// These versions with `version` added in sequence order, replacing a version with the
-    /// same id, and the extents of the replaced version.
-    pub fn with(self, version: &Version) -> (Vec<u8>, Vec<Extent>) {
-        let (rest, freed) = match self.without(version.id) {
-            Some((rest, freed)) => (rest, freed),
-            None => (self.0.to_vec(), Vec::new()),
-        };
-        let rest = Versions(&rest);
-        let at = rest.spans().find(|(_, v)| v.seq < version.seq).map_or(rest.0.len(), |(r, _)| r.start);
-        let mut out = Vec::with_capacity(rest.0.len() + 64);
-        out.extend_from_slice(&rest.0[..at]);
-        encode(version, &mut out);
-        out.extend_from_slice(&rest.0[at..]);
-        (out, freed)
+    /// `key`'s entry holding these versions and `version`, in sequence order, in place of a
+    /// version with the same id; and the extents of the version it replaced.
+    pub fn with(self, key: &[u8], version: &Version) -> (Entry, Vec<Extent>) {
+        let mut out = entry_head(key, self.0.len() + 64);
+        let (mut freed, mut placed) = (Vec::new(), false);
+        for (range, v) in self.spans() {
+            if v.id == version.id {
+                freed = v.extents().collect();
+                continue;
+            }
+            if !placed && v.seq < version.seq {
+                encode(version, &mut out);
+                placed = true;
+            }
+            out.extend_from_slice(&self.0[range]);
+        }
+        if !placed {
+            encode(version, &mut out);
+        }
+        (Entry(out.into_boxed_slice()), freed)
     }
 
-    /// These versions without version `id` and its extents, or `None` if it is not here.
-    pub fn without(self, id: VersionId) -> Option<(Vec<u8>, Vec<Extent>)> {
+    /// `key`'s entry without version `id` (`None` when no version is left) and that version's
+    /// extents; `None` if it is not here.
+    pub fn without(self, key: &[u8], id: VersionId) -> Option<(Option<Entry>, Vec<Extent>)> {
         let (range, v) = self.spans().find(|(_, v)| v.id == id)?;
-        let mut out = Vec::with_capacity(self.0.len() - range.len());
+        let freed = v.extents().collect();
+        if range.len() == self.0.len() {
+            return Some((None, freed));
+        }
+        let mut out = entry_head(key, self.0.len() - range.len());
         out.extend_from_slice(&self.0[..range.start]);
         out.extend_from_slice(&self.0[range.end..]);
-        Some((out, v.extents().collect()))
+        Some((Some(Entry(out.into_boxed_slice())), freed))
     }
+}
+
+/// The start of an entry's bytes: the key's length and the key, with room for `more`.
+fn entry_head(key: &[u8], more: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + more + 3);
+    put_varint(&mut out, key.len() as u64);
+    out.extend_from_slice(key);
+    out
 }
 
 /// A key and its packed versions in one exact-size allocation (key length varint, key bytes,
@@ -325,10 +344,9 @@ impl<'a> Versions<'a> {
 pub struct Entry(Box<[u8]>);
 
 impl Entry {
-    pub fn new(key: &[u8], versions: &[u8]) -> Entry {
-        let mut out = Vec::with_capacity(key.len() + versions.len() + 3);
-        put_varint(&mut out, key.len() as u64);
-        out.extend_from_slice(key);
+    #[cfg(test)]
+    fn new(key: &[u8], versions: &[u8]) -> Entry {
+        let mut out = entry_head(key, versions.len());
         out.extend_from_slice(versions);
         Entry(out.into_boxed_slice())
     }
@@ -416,12 +434,11 @@ mod tests {
             extents: Box::new([]),
             meta: MetaBlob::default(),
         };
-        let put = |e: &Entry, v: &Version| {
-            let (bytes, freed) = e.versions().with(v);
-            (Entry::new(e.key(), &bytes), freed)
-        };
+        let put = |e: &Entry, v: &Version| e.versions().with(e.key(), v);
         let remove = |e: &Entry, id: VersionId| {
-            e.versions().without(id).map(|(bytes, freed)| (Entry::new(e.key(), &bytes), freed))
+            e.versions()
+                .without(e.key(), id)
+                .map(|(rest, freed)| (rest.unwrap_or_else(|| Entry::new(e.key(), &[])), freed))
         };
         let vs = Entry::new(b"some/key", &[]);
         assert!(vs.versions().is_empty());
