@@ -633,8 +633,11 @@ impl PutStream {
     /// Makes the object visible once everything is durable.
     pub async fn commit(mut self, mut commit: Commit) -> Result<CommitOutcome, Error> {
         if let Some(rx) = self.pending.take() {
-            let (extent, _) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
+            let (extent, buf) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
             batch::push_extent(&mut self.extents, extent);
+            // Back to this core's pool: dropping it made the next upload
+            // allocate and zero a fresh megabyte (6 % of a 1 MiB PUT's CPU).
+            buf.recycle();
         }
         commit.extents = std::mem::take(&mut self.extents);
         let owner = self.owner;

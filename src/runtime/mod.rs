@@ -3,6 +3,7 @@
 //! listener (SO_REUSEPORT spreads connections) and its connections.
 
 pub mod buf;
+pub mod md5;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

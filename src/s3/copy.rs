@@ -2,8 +2,6 @@
 //! the engine and written as a new object, with the metadata directive,
 //! copy-source conditions and version ids AWS defines.
 
-use md5::{Digest as _, Md5};
-
 use super::checksum::{self, Hasher};
 use super::error::{S3Error, S3ErrorCode};
 use super::object::{check_key, invalid, object_meta, write_condition};
@@ -81,7 +79,7 @@ pub(super) async fn copy_bytes(
     algo: Option<ChecksumAlgo>,
 ) -> Result<Copied, S3Error> {
     let mut reader = engine.read(bucket, key, v, start, end);
-    let mut md5 = Md5::new();
+    let mut md5 = crate::runtime::md5::Md5::new();
     let mut hasher = algo.map(Hasher::new);
     let mut out = Chunk::buffer();
     let mut fill = 0usize;
@@ -122,7 +120,7 @@ pub(super) async fn copy_bytes(
         (Some(a), Some(h)) => Some(Checksum { algo: a, value: h.finish(), parts: 0 }),
         _ => None,
     };
-    Ok(Copied { tail, md5: md5.finalize().into(), checksum })
+    Ok(Copied { tail, md5: md5.finalize(), checksum })
 }
 
 /// The version `x-amz-copy-source` names, checked: the caller owns its

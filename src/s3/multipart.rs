@@ -8,7 +8,7 @@
 //! MD5s with `-N`; its checksum is COMPOSITE (the checksum of the parts'
 //! checksums, `-N`) or FULL_OBJECT (the parts' CRCs combined).
 
-use md5::{Digest as _, Md5};
+use crate::runtime::md5::Md5;
 
 use super::checksum::{self, Hasher};
 use super::copy::{Copied, Source, copy_bytes, source};
@@ -350,9 +350,9 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
     }
     let mut md5s = Md5::new();
     for (_, p) in &chosen {
-        md5s.update(p.md5);
+        md5s.update(&p.md5);
     }
-    let etag = ETag { md5: md5s.finalize().into(), parts: chosen.len() as u32 };
+    let etag = ETag { md5: md5s.finalize(), parts: chosen.len() as u32 };
     let mut meta = u.meta.get();
     meta.part_sizes = chosen.iter().map(|(_, p)| p.size).collect();
     if let Some((algo, full)) = u.checksum {

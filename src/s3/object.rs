@@ -1,7 +1,7 @@
 //! Object operations: PutObject, GetObject, HeadObject, DeleteObject,
 //! DeleteObjects (AWS S3 API reference pages of the same names).
 
-use md5::{Digest as _, Md5};
+use crate::runtime::md5::Md5;
 use sha2::Sha256;
 
 use super::checksum::{self, Hasher};
@@ -156,8 +156,9 @@ struct Digests {
 }
 
 impl Digests {
-    fn update(&mut self, data: &[u8]) {
-        self.md5.update(data);
+    /// Every digest but the MD5, which `receive` batches with the core's
+    /// other uploads.
+    fn update_but_md5(&mut self, data: &[u8]) {
         if let Some(s) = self.sha256.as_mut() {
             sha2::Digest::update(s, data);
         }
@@ -231,7 +232,7 @@ pub(super) async fn receive(
     let Declared { content_md5, checksum: expected, sha256: sha256_expected, len: declared } = declared;
     let algo = expected.as_ref().map(|e| e.algo).or(compute);
     let mut digests = Digests {
-        md5: Md5::new(),
+        md5: Md5::for_body(declared),
         sha256: sha256_expected.map(|_| sha2::Digest::new()),
         checksum: algo.map(Hasher::new),
     };
@@ -260,9 +261,10 @@ pub(super) async fn receive(
             // The right-sized buffer overflowed: more bytes than declared.
             return Err(S3ErrorCode::IncompleteBody.into());
         }
-        let payload = &buf.full_mut()[at..at + len];
-        digests.update(payload);
+        let payload = &buf.full()[at..at + len];
+        digests.update_but_md5(payload);
         let hash = crate::engine::segment::format::payload_hash(payload);
+        buf = digests.md5.update_batched(buf, at..at + len).await;
         if len < chunk {
             if len == 0 {
                 buf.recycle();
@@ -275,7 +277,7 @@ pub(super) async fn receive(
     if declared.is_some_and(|d| d != size) {
         return Err(S3ErrorCode::IncompleteBody.into());
     }
-    let md5: [u8; 16] = digests.md5.finalize().into();
+    let md5 = digests.md5.finalize();
     if let (Some(want), Some(have)) = (sha256_expected, digests.sha256.take()) {
         let have: [u8; 32] = sha2::Digest::finalize(have).into();
         crate::auth::verify_payload_sha256(&want, &have)?;
@@ -653,7 +655,7 @@ pub async fn read_small_body(req: &mut Req<'_>, conn: &mut Conn, max: usize) -> 
         crate::auth::verify_payload_sha256(&want, &have)?;
     }
     if let Some(m) = req.head.header("content-md5") {
-        let have: [u8; 16] = Md5::digest(&out).into();
+        let have = Md5::digest(&out);
         if decode_md5(m)? != have {
             return Err(S3ErrorCode::BadDigest.into());
         }
