@@ -302,13 +302,28 @@ impl Shard {
             if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 {
                 continue;
             }
-            self.log.remove_segment(segment);
+            let unlink = self.log.remove_segment(segment);
             self.reclaim.live.remove(&segment);
             self.reclaim.deleted.insert(segment);
             self.reclaim.segments_reclaimed += 1;
-            for tx in &self.shared.mesh {
-                let _ = tx.send(Request::ForgetSegment { shard: self.shared.shard, segment });
-            }
+            // Every core closes its handles first, while the file is still
+            // linked (a cheap close), so the unlink drops the last reference
+            // and frees the extents on io_uring's worker. Closed after the
+            // unlink, the last handle freed 256 MiB of extents inside close()
+            // on an executor thread: 32-52 ms with every request of that
+            // core waiting (strace; tuning/results/2026-11-25-reclaim-stall-discard.md).
+            let (mesh, shard) = (self.shared.mesh.clone(), self.shared.shard);
+            compio::runtime::spawn(async move {
+                for tx in &mesh {
+                    let (rtx, rrx) = flume::bounded(1);
+                    if tx.send_async(Request::ForgetSegment { shard, segment, reply: rtx }).await.is_err() {
+                        return;
+                    }
+                    let _ = rrx.recv_async().await;
+                }
+                unlink.await;
+            })
+            .detach();
         }
     }
 }

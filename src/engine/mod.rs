@@ -23,7 +23,7 @@ pub mod shard;
 pub mod types;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -266,10 +266,13 @@ pub enum Request {
         reply: Reply<Vec<UploadEntry>>,
     },
     Stats(Reply<ShardStats>),
-    /// A segment was deleted: drop cached read handles to it.
+    /// A segment is being deleted: drop cached read handles to it, never
+    /// open it again, then answer (the file is unlinked once every core
+    /// has answered).
     ForgetSegment {
         shard: ShardId,
         segment: SegmentId,
+        reply: Reply<()>,
     },
     Shutdown(Reply<()>),
 }
@@ -331,6 +334,8 @@ pub struct Shared {
     pub config: Arc<EngineConfig>,
     /// Read-only O_DIRECT handles to segment files of every shard.
     readers: RefCell<HashMap<(ShardId, SegmentId), File>>,
+    /// Segments deleted (or being deleted) that this core must not open.
+    forgotten: RefCell<HashSet<(ShardId, SegmentId)>>,
 }
 
 impl Shared {
@@ -342,16 +347,23 @@ impl Shared {
             poisoned: Cell::new(false),
             config,
             readers: RefCell::default(),
+            forgotten: RefCell::default(),
         }
     }
 
     pub(crate) fn forget_reader(&self, shard: ShardId, segment: SegmentId) {
+        self.forgotten.borrow_mut().insert((shard, segment));
         self.readers.borrow_mut().remove(&(shard, segment));
     }
 
     fn reader(&self, shard: ShardId, segment: SegmentId) -> Result<File, Error> {
         if let Some(f) = self.readers.borrow().get(&(shard, segment)) {
             return Ok(f.clone());
+        }
+        // Being deleted: reopening it would keep its space (and the cost of
+        // freeing it) with this core; readers follow the move instead.
+        if self.forgotten.borrow().contains(&(shard, segment)) {
+            return Err(Error::Io(std::io::ErrorKind::NotFound.into()));
         }
         let path = segment::log::segment_path(&self.config.shard_dirs[shard.0 as usize], segment);
         let f = segment::log::open_direct(&path, false, false)?;

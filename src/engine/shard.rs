@@ -358,8 +358,9 @@ impl Shard {
                     segments_reclaimed: self.reclaim.segments_reclaimed,
                 }));
             }
-            Request::ForgetSegment { shard, segment } => {
+            Request::ForgetSegment { shard, segment, reply } => {
                 self.shared.forget_reader(shard, segment);
+                let _ = reply.send(Ok(()));
             }
             Request::Shutdown(_) => unreachable!("handled by run"),
         }

@@ -272,22 +272,22 @@ impl Log {
 
     /// Forgets a segment nothing refers to any more and deletes its file in the background.
     ///
-    /// The unlink goes through io_uring, which runs it on a kernel worker: unlinking a
-    /// 256 MiB segment frees its extents inside the call, 40-60 ms each on the development
-    /// VM, and a compaction that frees several at once used to stall every request of the
-    /// shard for over 100 ms (open-loop GETs after an overwrite burst, p99 104 ms -> see
-    /// tuning/results/2026-11-24-reclaim-stall.md). A crash before the unlink finishes
-    /// leaves a file that recovery deletes as unreferenced.
-    pub fn remove_segment(&mut self, id: SegmentId) {
+    /// Forgets a reclaimed segment and returns the unlink to run once no
+    /// core holds it open. The unlink goes through io_uring, which runs it
+    /// on a kernel worker: unlinking a 256 MiB segment frees its extents
+    /// inside the call, 40-60 ms each on the development VM (strace), which
+    /// used to stall every request of the shard
+    /// (tuning/results/2026-11-24-reclaim-stall.md). A crash before the
+    /// unlink leaves a file that recovery deletes as unreferenced.
+    pub fn remove_segment(&mut self, id: SegmentId) -> impl std::future::Future<Output = ()> + 'static {
         assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
         let (path, shard) = (segment_path(&self.dir, id), self.shard);
-        compio::runtime::spawn(async move {
+        async move {
             if let Err(e) = compio::fs::remove_file(&path).await {
                 tracing::warn!(shard = shard.0, segment = id.0, error = %e, "could not delete a reclaimed segment");
             }
-        })
-        .detach();
+        }
     }
 
     /// Notes that the shard served a request: a spare is then filled slowly.
