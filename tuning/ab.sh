@@ -11,6 +11,7 @@
 # The load generator is always binary B's `kaligon bench`, so only the
 # node differs between rounds.
 set -euo pipefail
+. "$(dirname "$0")/node.sh"
 A=$1 B=$2; shift 2
 [ "${1:-}" = "--" ] && shift
 ROUNDS=${ROUNDS:-3}
@@ -24,13 +25,7 @@ trap cleanup EXIT
 
 round() { # label, binary, bench args...
     local label=$1 bin=$2; shift 2
-    rm -rf "$WORK/data"
-    "$bin" serve --data "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/node.log" 2>&1 &
-    NODE=$!
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    start_fresh_node "$bin" "$WORK/data" "$PORT" "$WORK/node.log"
     local t0
     t0=$(awk '{print $14+$15}' "/proc/$NODE/stat")
     "$B" bench --endpoint "http://127.0.0.1:$PORT" "$@" --json "$WORK/out.json" >/dev/null

@@ -46,15 +46,10 @@ fio_run read1m --rw=read --bs=1M --iodepth=8
 fio_run sync4k --rw=randwrite --bs=4k --iodepth=1 --fdatasync=1
 rm -f "$FIO_FILE"
 
+. tuning/node.sh
 start_node() {
-    rm -rf "$DATA/node"
-    "$BIN" serve --data "$DATA/node" --listen "127.0.0.1:$PORT" >"$WORK/node.log" 2>&1 &
-    NODE_PID=$!
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && return
-        sleep 0.1
-    done
-    echo "node did not become ready" >&2; cat "$WORK/node.log" >&2; exit 1
+    start_fresh_node "$BIN" "$DATA/node" "$PORT" "$WORK/node.log"
+    NODE_PID=$NODE
 }
 stop_node() { kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true; NODE_PID=; }
 

@@ -10,6 +10,7 @@
 # tuning/results/2026-11-24-reclaim-stall.md has what it found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tuning/node.sh
 BIN=${1:-target/release/kaligon}; shift || true
 PORT=${PORT:-19300}
 ROUNDS=${ROUNDS:-1}
@@ -21,10 +22,7 @@ cleanup() { [ -n "$NODE" ] && kill "$NODE" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 E=http://127.0.0.1:$PORT
 for _ in $(seq "$ROUNDS"); do
-    rm -rf "$WORK/data"
-    KALIGON_LOG=${KALIGON_LOG:-info} "$BIN" serve --data "$WORK/data" --listen "127.0.0.1:$PORT" "$@" >"$WORK/node.log" 2>&1 &
-    NODE=$!
-    for _ in $(seq 100); do curl -sf "$E/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+    KALIGON_LOG=${KALIGON_LOG:-info} start_fresh_node "$BIN" "$WORK/data" "$PORT" "$WORK/node.log" "$@"
     "$BIN" bench --endpoint "$E" --workload get --size 4KiB --objects 10000 --ops 10 --prefix small/ >/dev/null
     for _ in 1 2 3; do
         "$BIN" bench --endpoint "$E" --workload put --size 1MiB --objects 256 -c 16 -d 4s >/dev/null
