@@ -35,8 +35,10 @@ pub struct Config {
     pub segment_spares: usize,
     pub checkpoint_interval_ms: u64,
     pub checkpoint_bytes: u64,
-    /// Sealed segments with less live data than this share are compacted;
-    /// disk use under overwrites stays within about 1/ratio of live data.
+    /// A shard compacts once its sealed segments (all but one) hold less
+    /// live data than this share of their room, or a segment less than
+    /// half of it; disk use under overwrites stays within about 1/ratio of
+    /// live data plus a few segments per shard.
     pub compaction_live_ratio: f64,
 
     // HTTP limits
