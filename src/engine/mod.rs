@@ -356,6 +356,11 @@ impl Shared {
         self.readers.borrow_mut().remove(&(shard, segment));
     }
 
+    /// The segment was reclaimed: its file may be gone or reused.
+    fn is_forgotten(&self, shard: ShardId, segment: SegmentId) -> bool {
+        self.forgotten.borrow().contains(&(shard, segment))
+    }
+
     fn reader(&self, shard: ShardId, segment: SegmentId) -> Result<File, Error> {
         if let Some(f) = self.readers.borrow().get(&(shard, segment)) {
             return Ok(f.clone());

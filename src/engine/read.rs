@@ -114,7 +114,17 @@ impl ObjectReader {
                     Err(e) => return Some(Err(e)),
                 },
             };
-            return Some(self.read_record(&file, rec, obj_at, buf).await);
+            match self.read_record(&file, rec, obj_at, buf).await {
+                Ok(Some(piece)) => return Some(Ok(piece)),
+                Ok(None) => {
+                    // The file was reclaimed and reused under this read.
+                    match self.follow_move(obj_at).await {
+                        Ok(()) => continue,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 
@@ -148,7 +158,7 @@ impl ObjectReader {
         rec: Extent,
         obj_at: u64,
         mut buf: AlignedBuf,
-    ) -> Result<(AlignedBuf, Range<usize>), Error> {
+    ) -> Result<Option<(AlignedBuf, Range<usize>)>, Error> {
         let from = align_down(rec.offset);
         let to = align_up(rec.offset + RECORD_HEADER_BYTES as u64 + rec.len);
         let want = (to - from) as usize;
@@ -169,18 +179,30 @@ impl ObjectReader {
         buf.set_len(want);
         let h_at = (rec.offset - from) as usize;
         let bytes = buf.as_slice();
-        let h = RecordHeader::decode(&bytes[h_at..h_at + RECORD_HEADER_BYTES])
-            .map_err(|_| corrupt(rec, "bad record header"))?;
-        if h.kind != RecordKind::Data || h.payload_len as u64 != rec.len || h.segment_low != rec.segment.0 as u32 {
-            return Err(corrupt(rec, "record header does not match the index"));
+        let fault = match RecordHeader::decode(&bytes[h_at..h_at + RECORD_HEADER_BYTES]) {
+            Err(_) => Some("bad record header"),
+            Ok(h) if h.kind != RecordKind::Data || h.payload_len as u64 != rec.len => {
+                Some("record header does not match the index")
+            }
+            Ok(h) if h.segment_low != rec.segment.0 as u32 => Some("record header does not match the index"),
+            Ok(h) => {
+                let p = h_at + RECORD_HEADER_BYTES;
+                (payload_hash(&bytes[p..p + rec.len as usize]) != h.payload_hash).then_some("payload checksum mismatch")
+            }
+        };
+        if let Some(why) = fault {
+            // A reclaimed segment's file becomes a spare with new records
+            // over the old ones: not damage, the version moved.
+            if self.shared.is_forgotten(self.owner, rec.segment) {
+                buf.recycle();
+                return Ok(None);
+            }
+            return Err(corrupt(rec, why));
         }
         let p = h_at + RECORD_HEADER_BYTES;
-        if payload_hash(&bytes[p..p + rec.len as usize]) != h.payload_hash {
-            return Err(corrupt(rec, "payload checksum mismatch"));
-        }
         let skip = self.start.saturating_sub(obj_at);
         let take = (self.end - obj_at).min(rec.len);
-        Ok((buf, p + skip as usize..p + take as usize))
+        Ok(Some((buf, p + skip as usize..p + take as usize)))
     }
 }
 

@@ -31,7 +31,11 @@
 //! | 32 | 8 | xxh64 (seed 0) of header bytes 0..32 |
 //!
 //! A reader scanning a segment stops at the first zero magic whose next
-//! 4096-aligned block is zero too (the end of what was written). A header
+//! 4096-aligned block is zero too (the end of what was written). A segment
+//! file reused from a reclaimed one (segment/log.rs) still holds the old
+//! segment's records past what was written: their segment id does not
+//! match, so the scan looks for a newer record of this segment, finds none
+//! and ends there (reading the rest of the file once). A header
 //! that fails its checksum is a torn or corrupt record: the scan looks for the
 //! next valid header with a higher sequence number. A payload that fails its
 //! checksum is skipped by its (verified) length and reported.

@@ -33,6 +33,11 @@ pub struct Alloc {
 #[derive(Default)]
 struct Spares {
     ready: BTreeMap<u64, File>,
+    /// Reclaimed segment files no core holds open any more, waiting to
+    /// become spares (at most `capacity`; more are deleted).
+    recyclable: Vec<PathBuf>,
+    /// How many spares the preparer keeps ready.
+    capacity: usize,
     /// Ids below this are taken; a preparer working on one abandons it.
     wanted_from: u64,
     last_write: Option<Instant>,
@@ -272,18 +277,27 @@ impl Log {
 
     /// Forgets a segment nothing refers to any more and deletes its file in the background.
     ///
-    /// Forgets a reclaimed segment and returns the unlink to run once no
-    /// core holds it open. The unlink goes through io_uring, which runs it
-    /// on a kernel worker: unlinking a 256 MiB segment frees its extents
-    /// inside the call, 40-60 ms each on the development VM (strace), which
-    /// used to stall every request of the shard
-    /// (tuning/results/2026-11-24-reclaim-stall.md). A crash before the
-    /// unlink leaves a file that recovery deletes as unreferenced.
+    /// Forgets a reclaimed segment and returns what to do with its file
+    /// once no core holds it open: keep it as the next spare (no new file,
+    /// no zero-fill, and no freeing of its extents) or, with enough spares
+    /// waiting, unlink it. Freeing a 256 MiB segment's extents took 40-60 ms
+    /// inside unlink on the development VM, and with the file system's
+    /// online discard the TRIM that follows held foreground reads
+    /// (tuning/results/2026-11-25-reclaim-stall-discard.md). The unlink goes
+    /// through io_uring, which runs it on a kernel worker. A crash before
+    /// either leaves a file that recovery deletes as unreferenced.
     pub fn remove_segment(&mut self, id: SegmentId) -> impl std::future::Future<Output = ()> + 'static {
         assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
-        let (path, shard) = (segment_path(&self.dir, id), self.shard);
+        let (path, shard, spares) = (segment_path(&self.dir, id), self.shard, self.spares.clone());
         async move {
+            {
+                let mut s = spares.borrow_mut();
+                if s.recyclable.len() < s.capacity {
+                    s.recyclable.push(path);
+                    return;
+                }
+            }
             if let Err(e) = compio::fs::remove_file(&path).await {
                 tracing::warn!(shard = shard.0, segment = id.0, error = %e, "could not delete a reclaimed segment");
             }
@@ -300,6 +314,7 @@ impl Log {
     /// writes keep the disk. Runs forever on the shard's executor.
     pub fn preparer(&self, spares: usize, idle: Duration) -> impl Future<Output = ()> + 'static {
         let state = self.spares.clone();
+        state.borrow_mut().capacity = spares;
         let (dir, shard, size) = (self.dir.clone(), self.shard, self.segment_bytes);
         async move {
             loop {
@@ -348,6 +363,18 @@ async fn prepare(
 ) -> std::io::Result<Option<File>> {
     let tmp = dir.join(format!("seg-{id:010}.prep"));
     let header = SegmentHeader { shard: shard.0, segment: id, size };
+    let recycled = state.borrow_mut().recyclable.pop();
+    if let Some(old) = recycled {
+        tracing::debug!(shard = shard.0, segment = id, from = %old.display(), "reusing a reclaimed segment as a spare");
+        match recycle(&old, &tmp, header).await {
+            Ok(file) => return finish_spare(dir, id, &tmp, file, state).await,
+            Err(e) => {
+                tracing::warn!(shard = shard.0, error = %e, "could not reuse a reclaimed segment; making a new one");
+                let _ = compio::fs::remove_file(&tmp).await;
+                let _ = compio::fs::remove_file(&old).await;
+            }
+        }
+    }
     // On a blocking-pool thread: fallocate waits for journal space, which right after a
     // write burst took over 100 ms on the development VM, and the shard's requests would
     // wait with it (tuning/results/2026-11-24-reclaim-stall.md).
@@ -388,14 +415,47 @@ async fn prepare(
             compio::time::sleep(Duration::from_secs_f64(n as f64 / BUSY_FILL_BYTES_PER_S as f64)).await;
         }
     }
+    finish_spare(dir, id, &tmp, file, state).await
+}
+
+/// Syncs a prepared spare and renames it into place, unless the writer has
+/// moved past its id.
+async fn finish_spare(
+    dir: &Path,
+    id: u64,
+    tmp: &Path,
+    file: File,
+    state: &Rc<RefCell<Spares>>,
+) -> std::io::Result<Option<File>> {
     file.sync_data().await?;
     if state.borrow().wanted_from > id {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
         return Ok(None);
     }
     // Through io_uring (kernel workers): a directory sync waits for a journal commit, which
     // must not stall the shard's requests.
-    compio::fs::rename(&tmp, segment_path(dir, SegmentId(id))).await?;
+    compio::fs::rename(tmp, segment_path(dir, SegmentId(id))).await?;
     compio::fs::File::open(dir).await?.sync_all().await?;
     Ok(Some(file))
+}
+
+/// Turns a reclaimed segment file into the spare `header` describes: renamed
+/// to `tmp`, its header block rewritten. Its old records stay behind the
+/// header; they carry the old segment id, so recovery's scan and readers
+/// never take them for this segment's (format.rs). Every block of the file
+/// was written before, so the writer pays no unwritten-extent conversion
+/// and no zero-fill is needed.
+async fn recycle(old: &Path, tmp: &Path, header: SegmentHeader) -> std::io::Result<File> {
+    compio::fs::rename(old, tmp).await?;
+    let mut file = open_direct(tmp, true, false)?;
+    let len = file.metadata().await?.len();
+    if len != header.size {
+        return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
+    }
+    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
+    b.set_len(SEGMENT_HEADER_BYTES as usize);
+    header.encode(b.as_mut_slice());
+    let compio::BufResult(r, _) = file.write_at(b, 0).await;
+    r?;
+    Ok(file)
 }
