@@ -432,11 +432,32 @@ async fn finish_spare(
         let _ = std::fs::remove_file(tmp);
         return Ok(None);
     }
+    // Never over an existing file: if the writer needed this id while the rename was in
+    // flight, it created the segment itself and is writing to it; replacing that name would
+    // leave its acknowledged records in an unlinked file. Found by the client suite once
+    // reused spares made preparation fast enough to race a roll-over.
+    let (from, to) = (tmp.to_path_buf(), segment_path(dir, SegmentId(id)));
+    compio::runtime::spawn_blocking(move || rename_noreplace(&from, &to))
+        .await
+        .map_err(|_| std::io::Error::other("segment rename panicked"))??;
     // Through io_uring (kernel workers): a directory sync waits for a journal commit, which
     // must not stall the shard's requests.
-    compio::fs::rename(tmp, segment_path(dir, SegmentId(id))).await?;
     compio::fs::File::open(dir).await?.sync_all().await?;
     Ok(Some(file))
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths; plain syscall.
+    let r =
+        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Turns a reclaimed segment file into the spare `header` describes: renamed
@@ -458,4 +479,26 @@ async fn recycle(old: &Path, tmp: &Path, header: SegmentHeader) -> std::io::Resu
     let compio::BufResult(r, _) = file.write_at(b, 0).await;
     r?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spare must never replace a segment the writer created meanwhile.
+    #[test]
+    fn a_spare_rename_never_replaces_an_existing_segment() {
+        let dir = std::env::temp_dir().join(format!("kaligon-noreplace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (spare, segment) = (dir.join("seg-0000000007.prep"), dir.join("seg-0000000007"));
+        std::fs::write(&spare, b"spare").unwrap();
+        std::fs::write(&segment, b"written by the writer").unwrap();
+        let e = rename_noreplace(&spare, &segment).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read(&segment).unwrap(), b"written by the writer");
+        std::fs::remove_file(&segment).unwrap();
+        rename_noreplace(&spare, &segment).unwrap();
+        assert_eq!(std::fs::read(&segment).unwrap(), b"spare");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
