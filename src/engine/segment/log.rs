@@ -333,7 +333,7 @@ impl Log {
                 tracing::debug!(shard = shard.0, segment = id, ok = result.is_ok(), "spare segment prepared");
                 if result.is_err() {
                     // A failed fallocate may keep blocks: give them back.
-                    let _ = std::fs::remove_file(dir.join(format!("seg-{id:010}.prep")));
+                    let _ = compio::fs::remove_file(dir.join(format!("seg-{id:010}.prep"))).await;
                 }
                 match result {
                     Ok(Some(file)) => {
@@ -392,7 +392,7 @@ async fn prepare(
     while at < size {
         let wanted = state.borrow().wanted_from <= id;
         if !wanted {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = compio::fs::remove_file(&tmp).await;
             return Ok(None);
         }
         let (writing, serving) = {
@@ -429,7 +429,8 @@ async fn finish_spare(
 ) -> std::io::Result<Option<File>> {
     file.sync_data().await?;
     if state.borrow().wanted_from > id {
-        let _ = std::fs::remove_file(tmp);
+        // Through io_uring: a spare's extents are freed with it.
+        let _ = compio::fs::remove_file(tmp).await;
         return Ok(None);
     }
     // Never over an existing file: if the writer needed this id while the rename was in
