@@ -127,6 +127,59 @@ fn stall_node(name: &str, segment_bytes: u64) -> (Node, aws_sdk_s3::Client) {
     (node, aws_sdk_s3::Client::from_conf(conf))
 }
 
+/// Puts `big` and the fillers `junk` and `tail` of `sizes` in `bucket`,
+/// starts a GET of `big` from byte `from` and takes its first piece (the node
+/// then blocks on the socket with the read open), deletes the fillers, and
+/// overwrites a `fill_bytes` object until one of the segment files that
+/// existed before is gone (deleted, or renamed into a new segment when
+/// reused), then `more` times. Returns `big` and every byte the GET
+/// delivered.
+fn stalled_read_across_reclamation(
+    node: &Node,
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    sizes: [usize; 3],
+    from: u64,
+    fill_bytes: usize,
+    more: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let rt = rt();
+    let big = bytes(1, sizes[0]);
+    let segs_before = rt.block_on(async {
+        c.create_bucket().bucket(bucket).send().await.unwrap();
+        for (key, body) in [("big", big.clone()), ("junk", bytes(2, sizes[1])), ("tail", bytes(3, sizes[2]))] {
+            c.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send().await.unwrap();
+        }
+        files_under(&node.data_dir(), "seg-")
+    });
+    let (first, rest) = rt.block_on(async {
+        let mut o = c.get_object().bucket(bucket).key("big").range(format!("bytes={from}-")).send().await.unwrap();
+        let first = o.body.next().await.unwrap().unwrap();
+        (first, o.body)
+    });
+    for key in ["junk", "tail"] {
+        rt.block_on(c.delete_object().bucket(bucket).key(key).send()).unwrap();
+    }
+    let fill = |i: u64| {
+        let body = ByteStream::from(bytes(10 + i, fill_bytes));
+        rt.block_on(c.put_object().bucket(bucket).key("fill").body(body).send()).unwrap();
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    while segs_before.iter().all(|p| files_under(&node.data_dir(), "seg-").contains(p)) {
+        assert!(Instant::now() < until, "no segment file was reclaimed after deleting the fillers");
+        fill(i);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for j in 0..more {
+        fill(1000 + j);
+    }
+    let mut got = first.to_vec();
+    got.extend_from_slice(&rt.block_on(rest.collect()).unwrap().into_bytes());
+    (big, got)
+}
+
 /// Like the test above, but the read already has the segment's file open
 /// when the segment is reclaimed, and the file is then reused as a new
 /// segment and written over: the records it finds there are not its own,
@@ -134,53 +187,14 @@ fn stall_node(name: &str, segment_bytes: u64) -> (Node, aws_sdk_s3::Client) {
 #[test]
 fn a_stalled_read_survives_its_segment_file_being_reused() {
     let (node, c) = stall_node("compact-reuse", 64 << 20);
-    let rt = rt();
     // 62 records of 1 MiB fit a 64 MiB segment (1 MiB is kept for
     // metadata): `big` puts 14 into the second, `junk` fills the rest of
     // it and `tail` spills into the third. With both deleted the second is
-    // 22 % live, under 0.95 / 4.
-    let big = bytes(1, 76 << 20);
-    let segs_before = rt.block_on(async {
-        c.create_bucket().bucket("reuse").send().await.unwrap();
-        for (key, body) in [("big", big.clone()), ("junk", bytes(2, 44 << 20)), ("tail", bytes(3, 8 << 20))] {
-            c.put_object().bucket("reuse").key(key).body(ByteStream::from(body)).send().await.unwrap();
-        }
-        files_under(&node.data_dir(), "seg-")
-    });
-    // Read from the second segment's records and stop after the first
-    // piece: the node has opened that segment and blocks on the socket.
+    // 22 % live, under 0.95 / 4. The read starts in the second segment;
+    // 96 MiB more writes reach its reused file and overwrite its start.
     let from = 62u64 << 20;
-    let (first, rest) = rt.block_on(async {
-        let mut o = c.get_object().bucket("reuse").key("big").range(format!("bytes={from}-")).send().await.unwrap();
-        let first = o.body.next().await.unwrap().unwrap();
-        (first, o.body)
-    });
-    for key in ["junk", "tail"] {
-        rt.block_on(c.delete_object().bucket("reuse").key(key).send()).unwrap();
-    }
-    let fill = |i: u64| {
-        rt.block_on(c.put_object().bucket("reuse").key("fill").body(ByteStream::from(bytes(10 + i, 8 << 20))).send())
-            .unwrap();
-    };
-    // Write until the second segment's file is renamed into a new segment,
-    // then 96 MiB more so the writer reaches it and overwrites its start.
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut i = 0;
-    loop {
-        let now = files_under(&node.data_dir(), "seg-");
-        if segs_before.iter().any(|p| !now.contains(p)) {
-            break;
-        }
-        assert!(Instant::now() < until, "no segment file was reused");
-        fill(i);
-        i += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for j in 0..12 {
-        fill(1000 + j);
-    }
-    let mut got = first.to_vec();
-    got.extend_from_slice(&rt.block_on(rest.collect()).unwrap().into_bytes());
+    let (big, got) =
+        stalled_read_across_reclamation(&node, &c, "reuse", [76 << 20, 44 << 20, 8 << 20], from, 8 << 20, 12);
     assert_eq!(got.len() as u64, big.len() as u64 - from);
     assert!(got == big[from as usize..], "the stalled read returned different bytes");
 }
@@ -192,56 +206,15 @@ fn a_stalled_read_survives_its_segment_file_being_reused() {
 #[test]
 fn a_stalled_read_survives_its_segments_being_reclaimed() {
     let (node, c) = stall_node("compact-stall", 16 << 20);
-    let rt = rt();
     // `big` fills the first segment and spills into the second; `junk` and
     // `tail` fill the second (and the third), so deleting them leaves the
-    // second mostly dead and the compactor moves `big`'s second extent out.
-    let big = bytes(1, 16 << 20);
-    let segs_before = rt.block_on(async {
-        c.create_bucket().bucket("stall").send().await.unwrap();
-        for (key, body) in [("big", big.clone()), ("junk", bytes(2, 12 << 20)), ("tail", bytes(3, 4 << 20))] {
-            c.put_object().bucket("stall").key(key).body(ByteStream::from(body)).send().await.unwrap();
-        }
-        files_under(&node.data_dir(), "seg-")
-    });
-    let (first, rest) = rt.block_on(async {
-        let mut o = c.get_object().bucket("stall").key("big").send().await.unwrap();
-        let first = o.body.next().await.unwrap().unwrap();
-        (first, o.body)
-    });
-    for key in ["junk", "tail"] {
-        rt.block_on(c.delete_object().bucket("stall").key(key).send()).unwrap();
-    }
-    // A reclaimed segment's file becomes a spare once one is needed: keep
-    // writing until one of the old files is gone (renamed into a new
-    // segment), then write two segments more so new records land over the
-    // old ones that the stalled read has not read yet.
-    let fill = |i: u64| {
-        rt.block_on(c.put_object().bucket("stall").key("fill").body(ByteStream::from(bytes(10 + i, 4 << 20))).send())
-            .unwrap();
-    };
-    let until = Instant::now() + Duration::from_secs(30);
-    let mut i = 0;
-    let gone = loop {
-        let now = files_under(&node.data_dir(), "seg-");
-        let deleted: Vec<_> = segs_before.iter().filter(|p| !now.contains(p)).collect();
-        if !deleted.is_empty() {
-            break deleted.len();
-        }
-        assert!(Instant::now() < until, "no segment was reclaimed after deleting junk");
-        fill(i);
-        i += 1;
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    for j in 0..8 {
-        fill(100 + j);
-    }
-    let mut got = first.to_vec();
-    got.extend_from_slice(&rt.block_on(rest.collect()).unwrap().into_bytes());
-    assert_eq!(got.len(), big.len(), "{gone} segment(s) reclaimed during the read");
+    // second mostly dead and the compactor moves `big`'s second extent out;
+    // 32 MiB more writes put new records into its file if it is reused.
+    let (big, got) = stalled_read_across_reclamation(&node, &c, "stall", [16 << 20, 12 << 20, 4 << 20], 0, 4 << 20, 8);
+    assert_eq!(got.len(), big.len());
     assert!(got == big, "the stalled read returned different bytes");
     // And a fresh read sees the moved bytes.
-    let again = rt.block_on(async { get_bytes(&c, "stall", "big").await });
+    let again = rt().block_on(async { get_bytes(&c, "stall", "big").await });
     assert!(again.as_ref() == big.as_slice());
 }
 
