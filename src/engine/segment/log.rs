@@ -244,6 +244,11 @@ impl Log {
             None => match Self::create_now(&self.dir, self.shard, self.segment_bytes, id) {
                 Ok(f) => {
                     self.fallback_segments += 1;
+                    tracing::debug!(
+                        shard = self.shard.0,
+                        segment = id.0,
+                        "no spare ready; created the segment in place"
+                    );
                     f
                 }
                 Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
