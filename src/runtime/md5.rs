@@ -6,7 +6,7 @@
 //! (`tuning/results/2026-11-24-put-profile.md`). Independent uploads are
 //! independent chains, so a core hashes the full chunks of all the uploads it
 //! is receiving together, one upload per SIMD lane: 8 lanes (AVX2) hash
-//! ~4.7 GB/s, 16 lanes (AVX-512) ~6.4 GB/s on this machine.
+//! ~4.7 GB/s, 16 lanes (AVX-512) ~6.4 GB/s on the development VM.
 //!
 //! A connection with a full chunk hands it to its core's batch and waits.
 //! The batch is hashed once every upload now receiving on the core has
@@ -21,7 +21,7 @@
 //! md5-many's incremental API is fast only for equal, block-aligned updates
 //! in groups of exactly 8 or 16 streams (5-7 streams ran at ~200 MB/s in
 //! total), so a batch is padded to 8 or 16 lanes with throwaway copies of its
-//! last stream. Measured with `kaligon`'s own unit test against md-5.
+//! last stream. The tests below check its digests against md-5.
 
 use std::cell::RefCell;
 use std::future::Future as _;
