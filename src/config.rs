@@ -36,8 +36,8 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     pub checkpoint_bytes: u64,
     /// A shard compacts once its sealed segments (all but one) hold less
-    /// live data than this share of their room, or a segment less than
-    /// half of it; disk use under overwrites stays within about 1/ratio of
+    /// live data than this share of their room, or a segment less than a
+    /// quarter of it; disk use under overwrites stays within about 1/ratio of
     /// live data plus a few segments per shard.
     pub compaction_live_ratio: f64,
 

@@ -1,7 +1,7 @@
 //! Space reclamation. Overwrites and deletes leave dead bytes in sealed
 //! segments; once a shard's sealed segments hold less live data than
-//! `compaction_live_ratio` of their room (or one segment less than half
-//! that), it picks the segment with the least live data, copies the live
+//! `compaction_live_ratio` of their room (or one segment less than a
+//! quarter of that), it picks the segment with the least live data, copies the live
 //! records out in bounded
 //! steps, commits each moved version's new extents through the normal group
 //! commit, and deletes the segment once nothing refers to it and every kept
@@ -136,7 +136,7 @@ impl Shard {
     /// Starts compacting the emptiest sealed segment once the shard's
     /// sealed segments, all but one, hold less live data than
     /// `compaction_live_ratio` of their room, or when a segment holds less
-    /// than half that ratio (a segment with nothing live is freed at once).
+    /// than a quarter of that ratio (a segment with nothing live is freed at once).
     /// Runs on the shard's tick.
     ///
     /// The trigger is the shard's space amplification, not each segment's
@@ -170,8 +170,8 @@ impl Shard {
         // otherwise puts every segment over the bound the moment it is sealed.
         let room = usable * sealed.len().saturating_sub(1) as f64;
         let over_bound = (live_total as f64) < room * threshold;
-        // A segment at under half the ratio is cheap to empty (a quarter of
-        // a segment copied at the default): always worth it.
+        // A segment at under a quarter of the ratio is cheap to empty (at
+        // most an eighth of a segment copied at the default): always worth it.
         let cheap = |live: u64| (live as f64) < usable * threshold / 4.0;
         let victim = sealed
             .into_iter()

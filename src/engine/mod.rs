@@ -367,7 +367,7 @@ impl Shared {
         }
         // Being deleted: reopening it would keep its space (and the cost of
         // freeing it) with this core; readers follow the move instead.
-        if self.forgotten.borrow().contains(&(shard, segment)) {
+        if self.is_forgotten(shard, segment) {
             return Err(Error::Io(std::io::ErrorKind::NotFound.into()));
         }
         let path = segment::log::segment_path(&self.config.shard_dirs[shard.0 as usize], segment);

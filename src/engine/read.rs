@@ -181,10 +181,13 @@ impl ObjectReader {
         let bytes = buf.as_slice();
         let fault = match RecordHeader::decode(&bytes[h_at..h_at + RECORD_HEADER_BYTES]) {
             Err(_) => Some("bad record header"),
-            Ok(h) if h.kind != RecordKind::Data || h.payload_len as u64 != rec.len => {
+            Ok(h)
+                if h.kind != RecordKind::Data
+                    || h.payload_len as u64 != rec.len
+                    || h.segment_low != rec.segment.0 as u32 =>
+            {
                 Some("record header does not match the index")
             }
-            Ok(h) if h.segment_low != rec.segment.0 as u32 => Some("record header does not match the index"),
             Ok(h) => {
                 let p = h_at + RECORD_HEADER_BYTES;
                 (payload_hash(&bytes[p..p + rec.len as usize]) != h.payload_hash).then_some("payload checksum mismatch")
