@@ -175,7 +175,7 @@ impl Config {
         Ok(c)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Error> {
         let min_segment = 4 * crate::engine::segment::format::CHUNK_STRIDE_BYTES;
         if self.segment_bytes < min_segment || !self.segment_bytes.is_multiple_of(4096) {
             return Err(Error::Invalid(format!("segment_bytes must be a multiple of 4096 and at least {min_segment}")));

@@ -20,6 +20,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measure an S3 endpoint (this node or any other) with a load generator.
     Bench(kaligon::bench::BenchArgs),
+    /// Measure the storage engine alone (no HTTP) on a fresh data directory.
+    BenchEngine(kaligon::bench::engine::EngineArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
             Config::load(&args).map_err(|e| e.to_string()).and_then(|c| kaligon::serve(c).map_err(|e| e.to_string()))
         }
         Command::Bench(args) => kaligon::bench::run(args).map_err(|e| format!("bench: {e}")),
+        Command::BenchEngine(args) => kaligon::bench::engine::run(args).map_err(|e| format!("bench-engine: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@
 mod against_node;
 mod body;
 mod client;
+pub mod engine;
 mod hist;
 mod report;
 mod worker;
@@ -90,7 +91,7 @@ pub struct BenchArgs {
     pub checksum: ChecksumChoice,
     /// Objects in the key space. get, stat, mixed, delete and list upload them first (not
     /// timed); put overwrites random ones of them (without it, every put writes a new key).
-    /// [default: about 256 MiB of objects, between --concurrency and 1000; delete: --ops]
+    /// [default: about 256 MiB of objects, at most 1000 but at least one per connection; delete: --ops]
     #[arg(long)]
     pub objects: Option<u64>,
     /// Skip the upload before get, stat, mixed, delete and list: the objects already exist
@@ -380,8 +381,9 @@ fn settle(args: &BenchArgs) -> Result<Settings, Error> {
     {
         return Err(Error::Usage("--rate must be a positive number of operations per second".into()));
     }
+    // At least one object per connection, even past PRELOAD_OBJECTS_MAX (clamp would panic).
     let auto_objects =
-        (PRELOAD_BYTES_DEFAULT / args.size.mean().max(1)).clamp(args.concurrency as u64, PRELOAD_OBJECTS_MAX);
+        (PRELOAD_BYTES_DEFAULT / args.size.mean().max(1)).min(PRELOAD_OBJECTS_MAX).max(args.concurrency as u64);
     let objects = match (args.workload(), args.objects) {
         (_, Some(0)) => return Err(Error::Usage("--objects must be at least 1".into())),
         (_, Some(n)) => Some(n),

@@ -5,7 +5,9 @@
 pub mod buf;
 pub mod md5;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +19,21 @@ use crate::engine::shard::Shard;
 use crate::engine::types::{BucketState, ShardId};
 use crate::engine::{Engine, EngineConfig, Request, Shared, recover};
 use crate::s3::Users;
+
+/// Room for the tasks a core runs besides its connections (shard, preparer,
+/// listener, MD5 batch flushers, compaction and replica broadcasts) in its
+/// queue of wake-ups from other cores.
+///
+/// compio's queue of cross-thread wake-ups has a fixed size (64 by default)
+/// and a core that finds another core's queue full spins until it drains. A
+/// shard acknowledging a group of commits wakes one connection task per
+/// commit, many of them on the other cores, so with more than 64 requests in
+/// flight two shards could each spin on the other's full queue for ever
+/// (seen with `kaligon bench-engine -c 1024` on 2 shards: both threads in
+/// sched_yield under `Remote::schedule`). A task is queued at most once until
+/// it runs, so a queue longer than the number of tasks a core can hold never
+/// fills.
+const BACKGROUND_TASKS_MAX: usize = 4096;
 
 /// Node-wide flags read by health checks and the accept loops.
 #[derive(Default)]
@@ -93,6 +110,17 @@ fn pin_to_core(core: usize) {
     }
 }
 
+/// Runs on every core in place of the HTTP front end once the core's shard
+/// is up (`kaligon bench-engine`): called with the core's index and its
+/// engine handle; the node stays up until `shutdown`.
+pub type Driver = Arc<dyn Fn(usize, Engine) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+
+/// What a core serves once its shard is up.
+enum Front {
+    Http(std::net::TcpListener),
+    Driver(Driver),
+}
+
 fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -107,6 +135,16 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 impl Node {
     /// Recovers every shard, then starts serving on `config.listen`.
     pub fn start(config: Config, users: Users) -> Result<Node, Error> {
+        Self::launch(config, users, None)
+    }
+
+    /// Recovers every shard, then runs `driver` on every core instead of
+    /// listening.
+    pub fn start_driven(config: Config, driver: Driver) -> Result<Node, Error> {
+        Self::launch(config, Users::default(), Some(driver))
+    }
+
+    fn launch(config: Config, users: Users, driver: Option<Driver>) -> Result<Node, Error> {
         check_layout(&config)?;
         let config = Arc::new(config);
         let users = Arc::new(users);
@@ -122,29 +160,39 @@ impl Node {
             durability: config.durability,
             compaction_live_ratio: config.compaction_live_ratio,
         });
-        // The first listener decides the port (port 0 picks one for all).
-        let first = listener(config.listen).map_err(|source| Error::Listen { addr: config.listen, source })?;
-        let addr = first.local_addr()?;
-        let mut listeners = vec![Some(first)];
-        for _ in 1..n {
-            listeners.push(Some(listener(addr).map_err(|source| Error::Listen { addr, source })?));
-        }
+        let (addr, mut fronts) = match driver {
+            Some(d) => (config.listen, (0..n).map(|_| Some(Front::Driver(d.clone()))).collect::<Vec<_>>()),
+            None => {
+                // The first listener decides the port (port 0 picks one for all).
+                let first = listener(config.listen).map_err(|source| Error::Listen { addr: config.listen, source })?;
+                let addr = first.local_addr()?;
+                let mut fronts = vec![Some(Front::Http(first))];
+                for _ in 1..n {
+                    fronts.push(Some(Front::Http(listener(addr).map_err(|source| Error::Listen { addr, source })?)));
+                }
+                (addr, fronts)
+            }
+        };
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| flume::unbounded::<Request>()).unzip();
         let (stop_txs, stop_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| flume::bounded::<()>(1)).unzip();
         let (up_tx, up_rx) = mpsc::channel::<StartReport>();
         let mut table_txs = Vec::new();
         let mut threads = Vec::new();
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let wake_queue = config.connections_max + BACKGROUND_TASKS_MAX;
         for (i, (rx, stop_rx)) in rxs.into_iter().zip(stop_rxs).enumerate() {
             let (table_tx, table_rx) = mpsc::channel::<Vec<(String, BucketState)>>();
             table_txs.push(table_tx);
             let ctx = (config.clone(), users.clone(), health.clone(), engine_config.clone(), txs.clone());
             let up = up_tx.clone();
-            let std_listener = listeners[i].take().expect("one listener per shard");
+            let front = fronts[i].take().expect("one front per shard");
             let t = std::thread::Builder::new().name(format!("kaligon-shard-{i}")).spawn(move || {
                 pin_to_core(i % cores);
-                let rt = compio::runtime::Runtime::new().expect("io_uring runtime (is io_uring enabled?)");
-                rt.block_on(shard_main(i, ctx, rx, stop_rx, std_listener, up, table_rx));
+                let rt = compio::runtime::Runtime::builder()
+                    .sync_queue_size(wake_queue)
+                    .build()
+                    .expect("io_uring runtime (is io_uring enabled?)");
+                rt.block_on(shard_main(i, ctx, rx, stop_rx, front, up, table_rx));
             })?;
             threads.push(t);
         }
@@ -208,7 +256,7 @@ async fn shard_main(
     (config, users, health, engine_config, mesh): ShardCtx,
     rx: flume::Receiver<Request>,
     stop: flume::Receiver<()>,
-    std_listener: std::net::TcpListener,
+    front: Front,
     up: mpsc::Sender<StartReport>,
     table: mpsc::Receiver<Vec<(String, BucketState)>>,
 ) {
@@ -241,16 +289,24 @@ async fn shard_main(
     // A fresh checkpoint moves the replay start past any torn tail.
     shard_task.force_checkpoint();
     let run = compio::runtime::spawn(shard_task.run(rx));
-    let listener = match compio::net::TcpListener::from_std(std_listener) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = up.send((i, Err(e.into())));
-            return;
+    match front {
+        Front::Http(std_listener) => {
+            let listener = match compio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = up.send((i, Err(e.into())));
+                    return;
+                }
+            };
+            let _ = up.send((i, Ok(Vec::new())));
+            let ctx = Rc::new(Ctx { engine: Engine::new(shared), idle: Default::default(), config, users, health });
+            crate::http::conn::accept_loop(listener, ctx, stop).await;
         }
-    };
-    let _ = up.send((i, Ok(Vec::new())));
-    let ctx = Rc::new(Ctx { engine: Engine::new(shared), idle: Default::default(), config, users, health });
-    crate::http::conn::accept_loop(listener, ctx, stop).await;
+        Front::Driver(driver) => {
+            let _ = up.send((i, Ok(Vec::new())));
+            compio::runtime::spawn(driver(i, Engine::new(shared))).detach();
+        }
+    }
     let _ = run.await;
 }
 

@@ -325,9 +325,8 @@ impl Log {
             loop {
                 let next = {
                     let s = state.borrow();
-                    let busy = s.last_write.is_some_and(|t| t.elapsed() < idle);
                     let next = s.ready.keys().next_back().map_or(s.wanted_from, |k| k + 1).max(s.wanted_from);
-                    (!busy && s.ready.len() < spares).then_some(next)
+                    (s.ready.len() < spares).then_some(next)
                 };
                 let Some(id) = next else {
                     compio::time::sleep(idle.max(Duration::from_millis(5))).await;
@@ -406,8 +405,16 @@ async fn prepare(
             (recent(s.last_write), recent(s.last_request))
         };
         if writing {
-            compio::time::sleep(idle).await;
-            continue;
+            // Hand it over as it is: the rest stays allocated but unwritten, which costs
+            // the writer an extent conversion per write, but creating the segment itself
+            // would stall the shard (fallocate and a directory sync on its thread).
+            tracing::debug!(
+                shard = shard.0,
+                segment = id,
+                filled = at,
+                "writes resumed; the spare stays partly filled"
+            );
+            break;
         }
         let chunk = if serving { BUSY_FILL_CHUNK } else { FILL };
         let n = (chunk as u64).min(size - at) as usize;
