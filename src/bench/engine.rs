@@ -32,8 +32,8 @@ pub struct EngineArgs {
     /// Shards, one pinned executor each [default: one per core].
     #[arg(long)]
     pub shards: Option<usize>,
-    /// put: write objects (new keys, or random ones of --objects); get: read random objects
-    /// of --objects, written first (not timed).
+    /// put: write objects (new keys, or overwrite random ones of --objects); get: read random
+    /// ones of --objects. --objects are written first (not timed).
     #[arg(long, value_enum, default_value = "put")]
     pub workload: EngineWorkload,
     /// Object size (4096, 4KiB, 1MiB, 64MiB).
@@ -55,6 +55,9 @@ pub struct EngineArgs {
     /// Size of each segment file [default: the node's].
     #[arg(long, value_parser = super::parse_size)]
     pub segment_bytes: Option<u64>,
+    /// Log bytes written between checkpoints [default: the node's].
+    #[arg(long, value_parser = super::parse_size)]
+    pub checkpoint_bytes: Option<u64>,
     /// Compare every byte read with what was written.
     #[arg(long)]
     pub verify: bool,
@@ -205,7 +208,7 @@ async fn start_line(run: &Run) -> Instant {
 /// One in-flight slot: preload its share of keys, wait for the start line, then loop.
 async fn task(engine: Engine, run: Arc<Run>, task: u64, tasks: u64) -> CoreResult {
     let mut out = CoreResult::default();
-    if run.args.workload == EngineWorkload::Get {
+    if run.objects > 0 {
         for i in own_keys(run.objects, task, tasks) {
             if let Err(e) = put(&engine, &run, &key(i)).await {
                 out.fail(format!("preload: {e}"));
@@ -326,6 +329,9 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     config.connections_max = config.connections_max.max(args.concurrency);
     if let Some(b) = args.segment_bytes {
         config.segment_bytes = b;
+    }
+    if let Some(b) = args.checkpoint_bytes {
+        config.checkpoint_bytes = b;
     }
     config.validate().map_err(|e| e.to_string())?;
     let objects = match (args.objects, args.workload) {

@@ -200,13 +200,33 @@ impl Index {
         &self.owned_buckets
     }
 
-    /// Every (bucket, key, versions) triple, for checkpoints.
+    /// Every (bucket, key, versions) triple.
     pub fn for_each_key(&self, mut f: impl FnMut(&str, &str, &[Version])) {
         for (bucket, map) in &self.keys {
             for entry in map {
                 f(bucket, entry.key_str(), &entry.versions().to_vec());
             }
         }
+    }
+
+    /// Names of the buckets that have keys here, sorted (checkpoint walks).
+    pub fn key_buckets(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.keys.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The keys of `bucket` after `after` (all of them for None), in order,
+    /// with their versions newest first (checkpoint walks).
+    pub fn keys_after<'a>(
+        &'a self,
+        bucket: &str,
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = (&'a str, Vec<Version>)> + 'a {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        // The range is made here, so the iterator does not hold `after`.
+        let range = self.keys.get(bucket).map(|m| m.range::<[u8], _>((from, Bound::Unbounded)));
+        range.into_iter().flatten().map(|e| (e.key_str(), e.versions().to_vec()))
     }
 
     /// Versions with an extent in `segment`, walking buckets and keys in

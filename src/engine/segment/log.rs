@@ -450,9 +450,20 @@ async fn finish_spare(
     // leave its acknowledged records in an unlinked file. Found by the client suite once
     // reused spares made preparation fast enough to race a roll-over.
     let (from, to) = (tmp.to_path_buf(), segment_path(dir, SegmentId(id)));
-    compio::runtime::spawn_blocking(move || rename_noreplace(&from, &to))
+    let renamed = compio::runtime::spawn_blocking(move || rename_noreplace(&from, &to))
         .await
-        .map_err(|_| std::io::Error::other("segment rename panicked"))??;
+        .map_err(|_| std::io::Error::other("segment rename panicked"))?;
+    match renamed {
+        Ok(()) => {}
+        // The writer got there first (common when segments fill in milliseconds): not an
+        // error, and no reason for the preparer to pause.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tracing::debug!(segment = id, "the writer created this segment itself; dropping the spare");
+            let _ = compio::fs::remove_file(tmp).await;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
     // Through io_uring (kernel workers): a directory sync waits for a journal commit, which
     // must not stall the shard's requests.
     compio::fs::File::open(dir).await?.sync_all().await?;
