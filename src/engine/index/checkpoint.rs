@@ -241,7 +241,13 @@ pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let attempt = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        // In steps with a sync after each, so that no more than a step of
+        // dirty pages waits for the disk at once: one 80 MB write and sync
+        // held the shard's own fdatasyncs behind it (PUT max 140 ms).
+        for piece in bytes.chunks(WRITE_STEP_BYTES) {
+            f.write_all(piece)?;
+            f.sync_data()?;
+        }
         f.sync_all()
     };
     match attempt() {
@@ -261,6 +267,9 @@ pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     ensure_reserve(dir, bytes.len() as u64);
     Ok(())
 }
+
+/// Bytes of a checkpoint written between syncs.
+const WRITE_STEP_BYTES: usize = 4 << 20;
 
 /// A preallocated file released when a checkpoint finds the disk full.
 const RESERVE: &str = "ckpt-reserve";
