@@ -63,22 +63,28 @@ pub struct Bodies {
     parts: Vec<Piece>,
 }
 
+/// `len` pseudo-random bytes (xorshift64*), the same for the same seed.
+pub fn filler(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let word = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+        let n = word.len().min(len - out.len());
+        out.extend_from_slice(&word[..n]);
+    }
+    out
+}
+
 impl Bodies {
     /// Generates the shared part for `size` (about 1 ms per 16 MiB) and its digest states: of
     /// the whole body and, with `part_size`, of each part.
     pub fn new(size: usize, checksum: Option<ChecksumAlgo>, part_size: Option<usize>) -> Bodies {
         let shared_len = size.saturating_sub(TAG_BYTES);
-        let mut shared = Vec::with_capacity(shared_len);
-        // xorshift64*, seeded by the size: the same size always gives the same bytes.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (size as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        while shared.len() < shared_len {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let word = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-            let n = word.len().min(shared_len - shared.len());
-            shared.extend_from_slice(&word[..n]);
-        }
+        // Seeded by the size: the same size always gives the same bytes.
+        let shared = filler(shared_len, size as u64);
         // Body byte b is shared[b] below shared_len, else tag[b - shared_len].
         let piece = |range: Range<usize>| {
             let in_shared = range.start.min(shared_len)..range.end.min(shared_len);

@@ -299,18 +299,6 @@ fn cpu_seconds() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-fn body(size: u64) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Runs the engine benchmark and prints (and optionally writes) its result.
 pub fn run(args: EngineArgs) -> Result<(), String> {
     for d in &args.data {
@@ -343,7 +331,7 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         return Err("get needs --objects of at least 1".into());
     }
     let cores = config.shards;
-    let body = body(args.size);
+    let body = super::body::filler(args.size as usize, args.size);
     let etag = ETag { md5: crate::runtime::md5::Md5::digest(&body), parts: 0 };
     let (tx, rx) = flume::unbounded();
     let run = Arc::new(Run {
