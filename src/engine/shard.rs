@@ -478,7 +478,10 @@ impl Shard {
     fn advance(&mut self) {
         if self.checkpoint_due && self.group.is_none() {
             self.checkpoint_due = false;
-            self.start_checkpoint();
+            // A poisoned shard's index may be ahead of what is durable.
+            if self.poisoned.is_none() {
+                self.start_checkpoint();
+            }
         }
         if self.group.is_none() && !self.queue.is_empty() {
             self.form_group();
