@@ -478,7 +478,7 @@ impl Shard {
     fn advance(&mut self) {
         if self.checkpoint_due && self.group.is_none() {
             self.checkpoint_due = false;
-            // A poisoned shard's index may be ahead of what is durable.
+            // A poisoned shard writes nothing more until restart.
             if self.poisoned.is_none() {
                 self.start_checkpoint();
             }
