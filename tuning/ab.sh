@@ -16,12 +16,7 @@ A=$1 B=$2; shift 2
 [ "${1:-}" = "--" ] && shift
 ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-19100}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaligon-ab.XXXXXX")
-export KALIGON_ACCESS_KEY=BENCHACCESSKEY000001 KALIGON_SECRET_KEY=bench-secret-key-not-for-production
-ulimit -l unlimited 2>/dev/null || true
-NODE=
-cleanup() { [ -n "$NODE" ] && kill "$NODE" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+node_scratch ab
 
 round() { # label, binary, bench args...
     local label=$1 bin=$2; shift 2

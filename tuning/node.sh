@@ -13,3 +13,15 @@ start_fresh_node() {
     done
     echo "node did not become ready" >&2; cat "$log" >&2; exit 1
 }
+
+# The scripts' common set-up: the bench credentials, memlock, a scratch
+# directory in WORK, and a trap that stops the node in NODE and removes WORK.
+#
+#   node_scratch NAME
+node_scratch() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaligon-$1.XXXXXX")
+    export KALIGON_ACCESS_KEY=BENCHACCESSKEY000001 KALIGON_SECRET_KEY=bench-secret-key-not-for-production
+    ulimit -l unlimited 2>/dev/null || true
+    NODE=
+    trap '[ -n "$NODE" ] && kill "$NODE" 2>/dev/null; rm -rf "$WORK"' EXIT
+}

@@ -14,12 +14,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/kaligon}; shift || true
 PORT=${PORT:-19300}
 ROUNDS=${ROUNDS:-1}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaligon-stall.XXXXXX")
-export KALIGON_ACCESS_KEY=BENCHACCESSKEY000001 KALIGON_SECRET_KEY=bench-secret-key-not-for-production
-ulimit -l unlimited 2>/dev/null || true
-NODE=
-cleanup() { [ -n "$NODE" ] && kill "$NODE" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
+node_scratch stall
 E=http://127.0.0.1:$PORT
 for _ in $(seq "$ROUNDS"); do
     KALIGON_LOG=${KALIGON_LOG:-info} start_fresh_node "$BIN" "$WORK/data" "$PORT" "$WORK/node.log" "$@"

@@ -478,10 +478,7 @@ impl Shard {
     fn advance(&mut self) {
         if self.checkpoint_due && self.group.is_none() {
             self.checkpoint_due = false;
-            // A poisoned shard writes nothing more until restart.
-            if self.poisoned.is_none() {
-                self.start_checkpoint();
-            }
+            self.start_checkpoint();
         }
         if self.group.is_none() && !self.queue.is_empty() {
             self.form_group();
@@ -867,7 +864,7 @@ impl Shard {
         // Under steady load a group is nearly always in flight at a tick:
         // checkpoints then waited for a chance gap (3 in 3 s where 4 MB of
         // writes asked for ~15); now the next gap between groups starts it.
-        if (due_bytes || due_time || due_reclaim) && !self.checkpointing() && self.poisoned.is_none() {
+        if (due_bytes || due_time || due_reclaim) && !self.checkpointing() {
             self.checkpoint_due = true;
         }
     }
@@ -880,7 +877,8 @@ impl Shard {
     /// matches the log up to the current position). It is encoded in steps
     /// while requests go on, then written on a blocking thread.
     fn start_checkpoint(&mut self) {
-        if self.group.is_some() || self.checkpointing() || self.bytes_since_checkpoint == 0 {
+        // A poisoned shard writes nothing more until restart.
+        if self.group.is_some() || self.checkpointing() || self.bytes_since_checkpoint == 0 || self.poisoned.is_some() {
             return;
         }
         let (segment, offset) = self.log.position();

@@ -314,9 +314,10 @@ impl Log {
         self.spares.borrow_mut().last_request = Some(now);
     }
 
-    /// Keeps up to `spares` zero-filled segments ready ahead of the writer,
-    /// filling only while the log has been idle for `idle` so foreground
-    /// writes keep the disk. Runs forever on the shard's executor.
+    /// Keeps up to `spares` segments ready ahead of the writer: a reclaimed
+    /// file, else a new one zero-filled while the log has been idle for
+    /// `idle` (foreground writes keep the disk) and handed over as far as it
+    /// is filled when writes resume. Runs forever on the shard's executor.
     pub fn preparer(&self, spares: usize, idle: Duration) -> impl Future<Output = ()> + 'static {
         let state = self.spares.clone();
         state.borrow_mut().capacity = spares;
