@@ -102,26 +102,37 @@ fn index_benches(n: u64) -> Index {
     ix
 }
 
-/// Writes a log tail of `n` PutVersion records into segment 0 of `dir`.
+/// Writes a log tail of `n` objects into segment 0 of `dir`: for each, a
+/// small data record and the PutVersion record naming it (replay applies a
+/// change only if its data is in the log).
 fn write_tail(dir: &std::path::Path, first: u64, n: u64, next_seq: u64) -> u64 {
     let mut bytes = vec![0u8; 4096];
     let seg_size = 1u64 << 30;
     SegmentHeader { shard: 0, segment: 0, size: seg_size }.encode(&mut bytes);
     let mut seq = next_seq;
-    for i in first..first + n {
-        let payload = put(i).encode();
+    let mut record = |bytes: &mut Vec<u8>, kind: RecordKind, payload: &[u8]| {
         let at = bytes.len();
         bytes.resize(at + packed_len(payload.len()), 0);
         RecordHeader {
-            kind: RecordKind::Meta,
+            kind,
             payload_len: payload.len() as u32,
             segment_low: 0,
             seq,
-            payload_hash: payload_hash(&payload),
+            payload_hash: payload_hash(payload),
         }
         .encode(&mut bytes[at..at + 40]);
-        bytes[at + 40..at + 40 + payload.len()].copy_from_slice(&payload);
+        bytes[at + 40..at + 40 + payload.len()].copy_from_slice(payload);
         seq += 1;
+        at as u64
+    };
+    for i in first..first + n {
+        let data = [i as u8; 100];
+        let offset = record(&mut bytes, RecordKind::Data, &data);
+        let mut v = version(i);
+        v.size = data.len() as u64;
+        v.extents = vec![Extent { segment: SegmentId(0), offset, len: data.len() as u64 }].into();
+        let op = MetaOp::PutVersion { bucket: "bench".into(), key: key(i), version: v };
+        record(&mut bytes, RecordKind::Meta, &op.encode());
     }
     bytes.resize(bytes.len().next_multiple_of(4096) + 8192, 0);
     let mut f = std::fs::File::create(dir.join("seg-0000000000")).unwrap();

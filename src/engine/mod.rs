@@ -198,11 +198,21 @@ pub struct ShardStats {
     pub segments_reclaimed: u64,
 }
 
+/// What the owner says about a chunk it writes.
+pub enum Written {
+    /// Where the chunk goes; its write is in flight.
+    Placed(Extent),
+    /// The write finished; the buffer is free again.
+    Done(AlignedBuf),
+}
+
 /// Messages between cores.
 pub enum Request {
+    /// Answered twice: `Placed` when the write is issued, `Done` when it
+    /// has finished (or an error).
     WriteChunk {
         buf: Chunk,
-        reply: Reply<(Extent, AlignedBuf)>,
+        reply: Reply<Written>,
     },
     Commit(Box<Commit>, Reply<CommitOutcome>),
     Delete(DeleteReq, Reply<DeleteOutcome>),
@@ -626,38 +636,64 @@ pub struct PutStream {
     engine: Engine,
     owner: ShardId,
     extents: Vec<Extent>,
-    pending: Option<flume::Receiver<Result<(Extent, AlignedBuf), Error>>>,
+    /// The owner's answers about the last chunk sent.
+    pending: Option<flume::Receiver<Result<Written, Error>>>,
 }
 
 impl PutStream {
     /// Sends a full chunk to the owner; returns a buffer to fill next (the
     /// one that came back from the previous write when there is one).
     pub async fn write(&mut self, chunk: Chunk) -> Result<AlignedBuf, Error> {
-        let (tx, rx) = flume::bounded(1);
+        let (tx, rx) = flume::bounded(2);
         let tx_shard = &self.engine.shared.mesh[self.owner.0 as usize];
         tx_shard.send_async(Request::WriteChunk { buf: chunk, reply: tx }).await.map_err(|_| Error::ShuttingDown)?;
         let previous = self.pending.replace(rx);
         match previous {
             Some(rx) => {
-                let (extent, buf) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
-                batch::push_extent(&mut self.extents, extent);
-                Ok(buf)
+                batch::push_extent(&mut self.extents, placed(&rx).await?);
+                done(&rx).await
             }
             None => Ok(Chunk::buffer()),
         }
     }
 
-    /// Makes the object visible once everything is durable.
+    /// Makes the object visible once everything is durable. The commit is
+    /// queued as soon as the last chunk has its place, while that chunk is
+    /// still being written: the owner syncs a group only after every write
+    /// issued before it has finished, so the commit waits for the data
+    /// there, and the two overlap (recovery drops a commit whose data never
+    /// reached the log; `engine::recover`).
     pub async fn commit(mut self, mut commit: Commit) -> Result<CommitOutcome, Error> {
-        if let Some(rx) = self.pending.take() {
-            let (extent, buf) = rx.recv_async().await.map_err(|_| Error::ShuttingDown)??;
-            batch::push_extent(&mut self.extents, extent);
+        let last = self.pending.take();
+        if let Some(rx) = &last {
+            batch::push_extent(&mut self.extents, placed(rx).await?);
+        }
+        commit.extents = std::mem::take(&mut self.extents);
+        let owner = self.owner;
+        let outcome = self.engine.call(owner, |reply| Request::Commit(Box::new(commit), reply)).await;
+        if let Some(rx) = last
+            && let Ok(buf) = done(&rx).await
+        {
             // Back to this core's pool: dropping it made the next upload
             // allocate and zero a fresh megabyte (6 % of a 1 MiB PUT's CPU).
             buf.recycle();
         }
-        commit.extents = std::mem::take(&mut self.extents);
-        let owner = self.owner;
-        self.engine.call(owner, |reply| Request::Commit(Box::new(commit), reply)).await
+        outcome
+    }
+}
+
+/// Where the owner put a chunk (its first answer).
+async fn placed(rx: &flume::Receiver<Result<Written, Error>>) -> Result<Extent, Error> {
+    match rx.recv_async().await.map_err(|_| Error::ShuttingDown)?? {
+        Written::Placed(e) => Ok(e),
+        Written::Done(_) => Err(Error::ShuttingDown),
+    }
+}
+
+/// The chunk's buffer once its write has finished (the second answer).
+async fn done(rx: &flume::Receiver<Result<Written, Error>>) -> Result<AlignedBuf, Error> {
+    match rx.recv_async().await.map_err(|_| Error::ShuttingDown)?? {
+        Written::Done(buf) => Ok(buf),
+        Written::Placed(_) => Err(Error::ShuttingDown),
     }
 }

@@ -9,9 +9,7 @@ use compio::BufResult;
 use compio::buf::IntoInner;
 use compio::io::AsyncReadAt;
 
-use super::segment::format::{
-    CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind, payload_hash,
-};
+use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, payload_hash};
 use super::types::{ETag, Extent, SegmentId, ShardId, VersionId};
 use super::{Error, Request, Shared};
 use crate::runtime::buf::{AlignedBuf, align_down, align_up};
@@ -214,16 +212,11 @@ impl ObjectReader {
 fn records_of(extents: &[Extent], start: u64, end: u64) -> Vec<(Extent, u64)> {
     let mut records = Vec::new();
     let mut at = 0u64;
-    for e in extents {
-        let n = e.len.div_ceil(CHUNK_PAYLOAD_BYTES).max(1);
-        for i in 0..n {
-            let len = (e.len - i * CHUNK_PAYLOAD_BYTES).min(CHUNK_PAYLOAD_BYTES);
-            let offset = e.offset + i * CHUNK_STRIDE_BYTES;
-            if at + len > start && at < end {
-                records.push((Extent { segment: e.segment, offset, len }, at));
-            }
-            at += len;
+    for rec in extents.iter().flat_map(|e| e.records()) {
+        if at + rec.len > start && at < end {
+            records.push((rec, at));
         }
+        at += rec.len;
     }
     records
 }

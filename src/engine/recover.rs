@@ -1,15 +1,25 @@
 //! Startup of one shard: the newest valid checkpoint, then every record
 //! written after it, in log order.
+//!
+//! A metadata record is applied only if every data record it names is in
+//! the log. A chunk's data write and its commit record may be in flight at
+//! once (the commit's group sync waits for both, so nothing acknowledged
+//! depends on this), and after a crash the commit record can be on disk
+//! without the data: the log then holds zeros there, where replay stops, or,
+//! in a reused segment file, stale bytes that replay skips. Such a change
+//! was never acknowledged and is dropped (`incomplete_ops`).
 
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use super::Error;
 use super::index::checkpoint::{self, Position};
 use super::index::map::Index;
 use super::record::MetaOp;
-use super::segment::format::{RecordKind, SEGMENT_HEADER_BYTES};
+use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, SEGMENT_HEADER_BYTES};
 use super::segment::scan::{self, ScanReport};
-use super::types::{SegmentId, ShardId};
+use super::types::{Extent, SegmentId, ShardId};
 
 /// The state a shard resumes from.
 pub struct Recovered {
@@ -30,6 +40,8 @@ pub struct RecoveryReport {
     pub corrupt_payloads: u64,
     pub resyncs: u64,
     pub undecodable_ops: u64,
+    /// Metadata records dropped because a data record they name is missing.
+    pub incomplete_ops: u64,
 }
 
 pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
@@ -57,15 +69,28 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
     let (pos, mut index) =
         start.unwrap_or((Position { next_seq: 0, segment: first, offset: SEGMENT_HEADER_BYTES }, Index::default()));
     let mut next_seq = pos.next_seq;
+    let mut data = DataRecords { dir, from: (pos.segment, pos.offset), seen: HashSet::new(), files: HashMap::new() };
     for id in segments.iter().copied().filter(|id| *id >= pos.segment) {
         let from = if id == pos.segment { pos.offset } else { SEGMENT_HEADER_BYTES };
         let path = super::segment::log::segment_path(dir, id);
-        let r: ScanReport = scan::scan(&path, id, from, next_seq, |h, _, payload| {
-            report.replayed_records += 1;
+        let r: ScanReport = scan::scan(&path, id, from, next_seq, |h, off, payload| {
+            report.replayed_records += payload.is_some() as u64;
             if h.kind != RecordKind::Meta {
+                // Damaged bytes count as there: reading them fails loudly.
+                data.seen.insert((id, off, h.payload_len as u64));
                 return;
             }
+            let Some(payload) = payload else { return };
             match MetaOp::decode(payload) {
+                Ok(op) if !data.all_there(&op) => {
+                    tracing::warn!(
+                        segment = id.0,
+                        offset = off,
+                        seq = h.seq,
+                        "a change names data that is not in the log (its write did not finish); dropped"
+                    );
+                    report.incomplete_ops += 1;
+                }
                 Ok(op) => {
                     index.apply(&op);
                     report.replayed_ops += 1;
@@ -81,4 +106,50 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
     }
     let next_segment = SegmentId(segments.last().map_or(0, |s| s.0 + 1));
     Ok(Recovered { index, next_seq, next_segment, segments, report })
+}
+
+/// The data records replay has seen, and a way to look at older ones.
+struct DataRecords<'a> {
+    dir: &'a Path,
+    /// Where replay started: records before it are looked up on disk.
+    from: (SegmentId, u64),
+    /// (segment, offset, payload length) of every data record replayed.
+    seen: HashSet<(SegmentId, u64, u64)>,
+    files: HashMap<SegmentId, Option<std::fs::File>>,
+}
+
+impl DataRecords<'_> {
+    /// Whether every data record the change names is in the log.
+    fn all_there(&mut self, op: &MetaOp) -> bool {
+        let extents: &[Extent] = match op {
+            MetaOp::PutVersion { version, .. } => &version.extents,
+            MetaOp::PutPart { part, .. } => &part.extents,
+            // Completion names parts whose own records were checked when
+            // they were applied (a part is applied only after its sync).
+            _ => return true,
+        };
+        extents.iter().flat_map(|e| e.records()).all(|r| self.there(r))
+    }
+
+    fn there(&mut self, r: Extent) -> bool {
+        if (r.segment, r.offset) >= self.from {
+            return self.seen.contains(&(r.segment, r.offset, r.len));
+        }
+        // Before the checkpoint's position: written before it was taken, or
+        // in flight then. A header in place means the write happened (it is
+        // the first bytes of the same write).
+        let dir = self.dir;
+        let file = self
+            .files
+            .entry(r.segment)
+            .or_insert_with(|| std::fs::File::open(super::segment::log::segment_path(dir, r.segment)).ok());
+        let Some(file) = file else { return false };
+        let mut b = [0u8; RECORD_HEADER_BYTES];
+        if file.read_exact_at(&mut b, r.offset).is_err() {
+            return false;
+        }
+        RecordHeader::decode(&b).is_ok_and(|h| {
+            h.kind == RecordKind::Data && h.segment_low == r.segment.0 as u32 && h.payload_len as u64 == r.len
+        })
+    }
 }

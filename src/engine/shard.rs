@@ -35,7 +35,9 @@ use crate::runtime::buf::{AlignedBuf, align_up};
 /// tails are written from their own buffer without a copy.
 pub(super) const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
 
-type WriteDone = (u64, Result<(), Error>, Option<Box<dyn FnOnce(Result<(), Error>)>>);
+/// A finished write: its ticket, the segment it went to, its result, and
+/// whom to tell.
+type WriteDone = (u64, super::types::SegmentId, Result<(), Error>, Option<Box<dyn FnOnce(Result<(), Error>)>>);
 
 /// Metadata changes waiting for the next group.
 pub(super) enum Queued {
@@ -195,8 +197,11 @@ impl Shard {
                 Event::Request(Request::Shutdown(reply)) => stopping = Some(Some(reply)),
                 Event::Request(r) => self.handle(r),
                 Event::Closed => stopping = Some(None),
-                Event::Write((ticket, result, then)) => {
+                Event::Write((ticket, segment, result, then)) => {
                     self.in_flight.remove(&ticket);
+                    // Dirty once written: a sync started while a write is
+                    // in flight does not cover it, the next one must.
+                    self.log.mark_dirty(segment);
                     if let Err(e) = &result {
                         self.poison(e);
                     }
@@ -401,18 +406,24 @@ impl Shard {
         }
     }
 
-    fn write_chunk(&mut self, chunk: super::Chunk, reply: Reply<(Extent, AlignedBuf)>) {
+    /// Writes a chunk; tells the stream where at once (so its commit can
+    /// be queued while the write is in flight) and hands the buffer back
+    /// when the write is done.
+    fn write_chunk(&mut self, chunk: super::Chunk, reply: Reply<super::Written>) {
         if let Err(e) = self.check_writable() {
             let _ = reply.send(Err(e));
             return;
         }
         let slot: Rc<RefCell<Option<(Extent, AlignedBuf)>>> = Rc::default();
         let slot2 = slot.clone();
+        let done = reply.clone();
         let then = Box::new(move |r: Result<(), Error>| {
-            let _ = reply.send(r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown)));
+            let buf = r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown));
+            let _ = done.send(buf.map(|(_, buf)| super::Written::Done(buf)));
         });
-        if let Err(e) = self.issue_data_write(chunk, Some((slot, then))) {
-            tracing::debug!(error = %e, "chunk write refused");
+        match self.issue_data_write(chunk, Some((slot, then))) {
+            Ok(extent) => drop(reply.send(Ok(super::Written::Placed(extent)))),
+            Err(e) => tracing::debug!(error = %e, "chunk write refused"),
         }
     }
 
@@ -461,7 +472,7 @@ impl Shard {
                 Some(slot) => *slot.borrow_mut() = Some((extent, buf)),
                 None => buf.recycle(),
             }
-            (ticket, r, then)
+            (ticket, extent.segment, r, then)
         }));
         Ok(extent)
     }
@@ -642,11 +653,10 @@ impl Shard {
         buf.set_len(align_up(used as u64) as usize);
         self.bytes_since_checkpoint += used as u64;
         let ticket = self.ticket();
-        let file = alloc.file;
-        let offset = alloc.offset;
+        let (file, offset, segment) = (alloc.file, alloc.offset, alloc.segment);
         self.writes.push(Box::pin(async move {
             let BufResult(r, buf) = (&file).write_at(buf, offset).await;
-            (ticket, check_full_write(r, buf.len()), None)
+            (ticket, segment, check_full_write(r, buf.len()), None)
         }));
         Ok(ticket)
     }

@@ -112,6 +112,18 @@ pub struct Extent {
     pub segment: SegmentId,
 }
 
+impl Extent {
+    /// The data records of this run, each as a one-record extent.
+    pub fn records(self) -> impl Iterator<Item = Extent> {
+        use super::segment::format::{CHUNK_PAYLOAD_BYTES, CHUNK_STRIDE_BYTES};
+        (0..self.len.div_ceil(CHUNK_PAYLOAD_BYTES).max(1)).map(move |i| Extent {
+            segment: self.segment,
+            offset: self.offset + i * CHUNK_STRIDE_BYTES,
+            len: (self.len - i * CHUNK_PAYLOAD_BYTES).min(CHUNK_PAYLOAD_BYTES),
+        })
+    }
+}
+
 /// An S3 ETag: the MD5 of the body, or for multipart uploads the MD5 of the
 /// part MD5s with the part count (`parts > 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -204,7 +204,6 @@ impl Log {
         }
         let a = Alloc { segment: self.current.0, offset: self.pos, file: self.current.1.clone() };
         self.pos += bytes;
-        self.dirty.insert(a.segment);
         self.spares.borrow_mut().last_write = Some(Instant::now());
         Ok(a)
     }
@@ -266,7 +265,12 @@ impl Log {
         Ok(())
     }
 
-    /// Files written since the last call; the caller syncs them.
+    /// Notes a finished write to `segment`, for the next sync.
+    pub fn mark_dirty(&mut self, segment: SegmentId) {
+        self.dirty.insert(segment);
+    }
+
+    /// Files with writes finished since the last call; the caller syncs them.
     pub fn take_dirty(&mut self) -> Vec<File> {
         let ids = std::mem::take(&mut self.dirty);
         ids.iter().filter_map(|id| self.files.get(id).cloned()).collect()

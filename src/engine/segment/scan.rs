@@ -24,13 +24,15 @@ pub struct ScanReport {
 }
 
 /// Calls `f(header, offset, payload)` for each valid record of segment `id`
-/// at or after `start` whose sequence number is at least `min_seq`.
+/// at or after `start` whose sequence number is at least `min_seq`; the
+/// payload is `None` when its checksum fails (the record is there, its
+/// bytes are damaged).
 pub fn scan(
     path: &Path,
     id: SegmentId,
     start: u64,
     min_seq: u64,
-    mut f: impl FnMut(&RecordHeader, u64, &[u8]),
+    mut f: impl FnMut(&RecordHeader, u64, Option<&[u8]>),
 ) -> std::io::Result<ScanReport> {
     let file = std::fs::File::open(path)?;
     // SAFETY: segment files are only appended to by this process's own
@@ -55,11 +57,12 @@ pub fn scan(
                 let p = at + RECORD_HEADER_BYTES;
                 let payload = &map[p..(p + h.payload_len as usize).min(map.len())];
                 if payload.len() == h.payload_len as usize && payload_hash(payload) == h.payload_hash {
-                    f(&h, off, payload);
+                    f(&h, off, Some(payload));
                     report.records += 1;
                 } else {
                     tracing::warn!(path = %path.display(), offset = off, seq = h.seq, "record payload checksum mismatch; skipped");
                     report.corrupt_payloads += 1;
+                    f(&h, off, None);
                 }
                 last_seq = Some(h.seq);
                 report.max_seq = Some(h.seq);
