@@ -19,6 +19,8 @@ CONC=${CONC:-16}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaligon-bench.XXXXXX")
 DATA=${DATA:-$WORK/data}
 OUT=${OUT:-tuning/results/$(date -u +%Y-%m-%d)-standard-set.md}
+# Never over an earlier record of the same day.
+[ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%H%M).md
 PORT=${PORT:-19000}
 ulimit -l unlimited 2>/dev/null || true
 

@@ -13,6 +13,9 @@
 #            (what tuning/bench.sh calls fio write: mostly overwrites);
 #   fresh1m  the same into a new fallocated file every run: what a log does
 #            when it appends to new segments;
+#   durable1m  fresh1m with an fdatasync after every 8 writes (8 MiB, about
+#            what one group commit covers with 8 PUTs in flight): the disk's
+#            limit for durable appends, which the engine's PUTs are;
 #   read1m   1 MiB sequential O_DIRECT reads, QD8;
 #   sync4k   4 KiB write + fdatasync, QD1.
 # SCALING: also 4 KiB durable PUTs with each of these shard counts (64 in
@@ -25,6 +28,8 @@ SECS=${SECS:-5}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaligon-engine-bench.XXXXXX")
 DATA=${DATA:-$WORK/data}
 OUT=${OUT:-tuning/results/$(date -u +%Y-%m-%d)-engine-io.md}
+# Never over an earlier record of the same day.
+[ -e "$OUT" ] && OUT=${OUT%.md}-$(date -u +%H%M).md
 SCALING=${SCALING:-}
 export KALIGON_LOG=${KALIGON_LOG:-warn}
 trap 'rm -rf "$WORK" "$DATA/engine" "$DATA/fio.test"' EXIT
@@ -55,6 +60,8 @@ for r in $(seq "$REPS"); do
     engine_run put1m "$r" --size 1MiB -c 8
     rm -f "$DATA/fio.test"
     fio_run fresh1m "$r" --size=16G --rw=write --bs=1M --iodepth=8 --fallocate=native
+    rm -f "$DATA/fio.test"
+    fio_run durable1m "$r" --size=16G --rw=write --bs=1M --iodepth=8 --fallocate=native --fdatasync=8
     rm -f "$DATA/fio.test"
     fio_run read1m "$r" --size=1G --rw=read --bs=1M --iodepth=8
     engine_run get1m "$r" --workload get --size 1MiB --objects 1024 -c 8 --verify
@@ -90,10 +97,11 @@ fmt = lambda vals, p=1: ", ".join(f"{v:,.{p}f}" for v in vals)
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
 mounts = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", "-T", data], capture_output=True, text=True).stdout.strip()
-limits = {k: fio(k, "iops" if k == "sync4k" else "mib") for k in ["write1m", "fresh1m", "read1m", "sync4k"]}
+limits = {k: fio(k, "iops" if k == "sync4k" else "mib") for k in ["write1m", "fresh1m", "durable1m", "read1m", "sync4k"]}
 lim_rows = [
     ("fio O_DIRECT sequential write, 1 MiB, QD8, laid-out 1 GiB file", "write1m", "MiB/s"),
     ("fio the same into a new fallocated file", "fresh1m", "MiB/s"),
+    ("fio the same with fdatasync every 8 MiB (durable appends)", "durable1m", "MiB/s"),
     ("fio O_DIRECT sequential read, 1 MiB, QD8", "read1m", "MiB/s"),
     ("fio 4 KiB write + fdatasync, QD1", "sync4k", "IOPS"),
 ]
@@ -125,7 +133,7 @@ def row(label, name, field, *limits_named):
     global text
     text += f"| {label} | {m:,.1f} {unit} | {fmt(vals)} | {p99:.2f} | {cpu:.2f} | {ratio} |\n"
     return m
-row("PUT 1 MiB, new keys, 8 in flight", "put1m", "mib_per_second", ("write1m", "fio write"), ("fresh1m", "fio write to a new file"))
+row("PUT 1 MiB, new keys, 8 in flight", "put1m", "mib_per_second", ("write1m", "fio write"), ("fresh1m", "fio write to a new file"), ("durable1m", "fio durable appends"))
 row("GET 1 MiB, 8 in flight, --verify", "get1m", "mib_per_second", ("read1m", "fio read"))
 row("PUT 4 KiB, new keys, 64 in flight", "put4k", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))
 row("PUT 4 KiB, new keys, 256 in flight", "put4k256", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))
