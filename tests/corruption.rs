@@ -136,8 +136,9 @@ fn damaged_checkpoint_falls_back_to_the_previous_one() {
 
 /// A commit whose data write never reached the disk (a crash while both
 /// were in flight; in a reused segment file the place holds stale bytes,
-/// not zeros, so replay reads on past it) is dropped on recovery: the key
-/// keeps its previous version, and what was written around it stays.
+/// not zeros, so replay reads on past it) or reached it torn (the header
+/// block in place, the rest not) is dropped on recovery: the key keeps its
+/// previous version, and what was written around it stays.
 #[test]
 fn a_commit_without_its_data_is_dropped_on_recovery() {
     let mut node = Node::start("dmg-torn", &[]);
@@ -145,12 +146,13 @@ fn a_commit_without_its_data_is_dropped_on_recovery() {
     let old = bytes(21, 3_000);
     let new = bytes(22, 2 << 20);
     let later = bytes(23, 4_000);
+    let (old2, new2) = (bytes(24, 2_000), bytes(25, 2 << 20));
     rt.block_on(async {
         let c = sdk(&node.endpoint());
         c.create_bucket().bucket("dmg").send().await.unwrap();
-        c.put_object().bucket("dmg").key("torn").body(ByteStream::from(old.clone())).send().await.unwrap();
-        c.put_object().bucket("dmg").key("torn").body(ByteStream::from(new.clone())).send().await.unwrap();
-        c.put_object().bucket("dmg").key("later").body(ByteStream::from(later.clone())).send().await.unwrap();
+        for (k, v) in [("torn", &old), ("torn", &new), ("half", &old2), ("half", &new2), ("later", &later)] {
+            c.put_object().bucket("dmg").key(k).body(ByteStream::from(v.clone())).send().await.unwrap();
+        }
     });
     node.kill9();
     // The first data record of the 2 MiB body: its header sits just before
@@ -161,10 +163,16 @@ fn a_commit_without_its_data_is_dropped_on_recovery() {
     let mut data = std::fs::read(&f).unwrap();
     data[record..record + 4096].fill(0x5A);
     std::fs::write(&f, data).unwrap();
+    // The other body's last record: header in place, a block inside lost.
+    let (f, at) = find(&node, &new2[(1 << 20) + 8192..(1 << 20) + 8256]).expect("object bytes are in a segment");
+    let mut data = std::fs::read(&f).unwrap();
+    data[at..at + 4096].fill(0);
+    std::fs::write(&f, data).unwrap();
     node.start_again();
     rt.block_on(async {
         let c = sdk(&node.endpoint());
         assert_eq!(get(&c, "torn").await.expect("the previous version is back"), old);
+        assert_eq!(get(&c, "half").await.expect("the previous version is back"), old2);
         assert_eq!(get(&c, "later").await.unwrap(), later);
     });
 }

@@ -5,9 +5,12 @@
 //! the log. A chunk's data write and its commit record may be in flight at
 //! once (the commit's group sync waits for both, so nothing acknowledged
 //! depends on this), and after a crash the commit record can be on disk
-//! without the data: the log then holds zeros there, where replay stops, or,
-//! in a reused segment file, stale bytes that replay skips. Such a change
-//! was never acknowledged and is dropped (`incomplete_ops`).
+//! without the data: the log then holds zeros there, where replay stops,
+//! stale bytes (a reused segment file) that replay skips, or a torn write
+//! whose payload fails its checksum. Such a change was never acknowledged
+//! and is dropped (`incomplete_ops`), so the key keeps its previous version.
+//! The price: a record that rotted after it was acknowledged but before the
+//! next checkpoint also drops its change (logged) instead of failing reads.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::FileExt as _;
@@ -17,7 +20,7 @@ use super::Error;
 use super::index::checkpoint::{self, Position};
 use super::index::map::Index;
 use super::record::MetaOp;
-use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, SEGMENT_HEADER_BYTES};
+use super::segment::format::{RECORD_HEADER_BYTES, RecordHeader, RecordKind, SEGMENT_HEADER_BYTES, payload_hash};
 use super::segment::scan::{self, ScanReport};
 use super::types::{Extent, SegmentId, ShardId};
 
@@ -76,8 +79,11 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
         let r: ScanReport = scan::scan(&path, id, from, next_seq, |h, off, payload| {
             report.replayed_records += payload.is_some() as u64;
             if h.kind != RecordKind::Meta {
-                // Damaged bytes count as there: reading them fails loudly.
-                data.seen.insert((id, off, h.payload_len as u64));
+                // A payload failing its checksum is a write that did not
+                // finish: not there.
+                if payload.is_some() {
+                    data.seen.insert((id, off, h.payload_len as u64));
+                }
                 return;
             }
             let Some(payload) = payload else { return };
@@ -136,20 +142,22 @@ impl DataRecords<'_> {
             return self.seen.contains(&(r.segment, r.offset, r.len));
         }
         // Before the checkpoint's position: written before it was taken, or
-        // in flight then. A header in place means the write happened (it is
-        // the first bytes of the same write).
+        // in flight then; read it back and check it as the scan would.
         let dir = self.dir;
         let file = self
             .files
             .entry(r.segment)
             .or_insert_with(|| std::fs::File::open(super::segment::log::segment_path(dir, r.segment)).ok());
         let Some(file) = file else { return false };
-        let mut b = [0u8; RECORD_HEADER_BYTES];
+        let mut b = vec![0u8; RECORD_HEADER_BYTES + r.len as usize];
         if file.read_exact_at(&mut b, r.offset).is_err() {
             return false;
         }
-        RecordHeader::decode(&b).is_ok_and(|h| {
-            h.kind == RecordKind::Data && h.segment_low == r.segment.0 as u32 && h.payload_len as u64 == r.len
+        RecordHeader::decode(&b[..RECORD_HEADER_BYTES]).is_ok_and(|h| {
+            h.kind == RecordKind::Data
+                && h.segment_low == r.segment.0 as u32
+                && h.payload_len as u64 == r.len
+                && payload_hash(&b[RECORD_HEADER_BYTES..]) == h.payload_hash
         })
     }
 }
