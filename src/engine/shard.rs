@@ -35,9 +35,12 @@ use crate::runtime::buf::{AlignedBuf, align_up};
 /// tails are written from their own buffer without a copy.
 pub(super) const INLINE_DATA_BYTES_MAX: usize = 64 << 10;
 
+/// Who gets a data write's buffer back once it has finished (or its error).
+type GiveBack = Box<dyn FnOnce(Result<AlignedBuf, Error>)>;
+
 /// A finished write: its ticket, the segment it went to, its result, and
-/// whom to tell.
-type WriteDone = (u64, super::types::SegmentId, Result<(), Error>, Option<Box<dyn FnOnce(Result<(), Error>)>>);
+/// its buffer with whom to give it to.
+type WriteDone = (u64, super::types::SegmentId, Result<(), Error>, Option<(AlignedBuf, GiveBack)>);
 
 /// Metadata changes waiting for the next group.
 pub(super) enum Queued {
@@ -197,7 +200,7 @@ impl Shard {
                 Event::Request(Request::Shutdown(reply)) => stopping = Some(Some(reply)),
                 Event::Request(r) => self.handle(r),
                 Event::Closed => stopping = Some(None),
-                Event::Write((ticket, segment, result, then)) => {
+                Event::Write((ticket, segment, result, back)) => {
                     self.in_flight.remove(&ticket);
                     // Dirty once written: a sync started while a write is
                     // in flight does not cover it, the next one must.
@@ -205,8 +208,8 @@ impl Shard {
                     if let Err(e) = &result {
                         self.poison(e);
                     }
-                    if let Some(then) = then {
-                        then(result);
+                    if let Some((buf, give_back)) = back {
+                        give_back(result.map(|()| buf));
                     }
                 }
                 Event::Synced(r) => self.finish_group(r),
@@ -414,26 +417,21 @@ impl Shard {
             let _ = reply.send(Err(e));
             return;
         }
-        let slot: Rc<RefCell<Option<(Extent, AlignedBuf)>>> = Rc::default();
-        let slot2 = slot.clone();
         let done = reply.clone();
-        let then = Box::new(move |r: Result<(), Error>| {
-            let buf = r.and_then(|()| slot2.borrow_mut().take().ok_or(Error::ShuttingDown));
-            let _ = done.send(buf.map(|(_, buf)| super::Written::Done(buf)));
-        });
-        match self.issue_data_write(chunk, Some((slot, then))) {
+        let give_back: GiveBack = Box::new(move |buf| drop(done.send(buf.map(super::Written::Done))));
+        match self.issue_data_write(chunk, Some(give_back)) {
             Ok(extent) => drop(reply.send(Ok(super::Written::Placed(extent)))),
             Err(e) => tracing::debug!(error = %e, "chunk write refused"),
         }
     }
 
     /// Stamps a data record header into `chunk` and writes it at a freshly
-    /// allocated offset. `give_back` receives the buffer back on completion.
-    #[allow(clippy::type_complexity)]
+    /// allocated offset. `give_back` receives the buffer back on completion
+    /// (without one, the buffer goes back to the core's pool).
     pub(super) fn issue_data_write(
         &mut self,
         chunk: super::Chunk,
-        give_back: Option<(Rc<RefCell<Option<(Extent, AlignedBuf)>>>, Box<dyn FnOnce(Result<(), Error>)>)>,
+        give_back: Option<GiveBack>,
     ) -> Result<Extent, Error> {
         let super::Chunk { mut buf, len, hash } = chunk;
         let seq = self.log.next_seq();
@@ -441,15 +439,15 @@ impl Shard {
         let alloc = match self.log.alloc_data(total as u64) {
             Ok(a) => a,
             Err(Error::DiskFull) => {
-                if let Some((_, then)) = give_back {
-                    then(Err(Error::DiskFull));
+                if let Some(give_back) = give_back {
+                    give_back(Err(Error::DiskFull));
                 }
                 return Err(Error::DiskFull);
             }
             Err(e) => {
                 self.poison(&e);
-                if let Some((_, then)) = give_back {
-                    then(Err(Error::Poisoned(e.to_string())));
+                if let Some(give_back) = give_back {
+                    give_back(Err(Error::Poisoned(e.to_string())));
                 }
                 return Err(e);
             }
@@ -461,18 +459,17 @@ impl Shard {
         self.bytes_since_checkpoint += total as u64;
         let ticket = self.ticket();
         let file = alloc.file;
-        let (slot, then) = match give_back {
-            Some((slot, then)) => (Some(slot), Some(then)),
-            None => (None, None),
-        };
         self.writes.push(Box::pin(async move {
             let BufResult(r, buf) = (&file).write_at(buf, alloc.offset).await;
             let r = check_full_write(r, buf.len());
-            match slot {
-                Some(slot) => *slot.borrow_mut() = Some((extent, buf)),
-                None => buf.recycle(),
-            }
-            (ticket, extent.segment, r, then)
+            let back = match give_back {
+                Some(give_back) => Some((buf, give_back)),
+                None => {
+                    buf.recycle();
+                    None
+                }
+            };
+            (ticket, extent.segment, r, back)
         }));
         Ok(extent)
     }
