@@ -33,6 +33,8 @@ pub struct Config {
     // Engine
     pub segment_bytes: u64,
     pub segment_spares: usize,
+    /// Reclaimed segment files a shard keeps to write into again.
+    pub segment_reuse_max: usize,
     pub checkpoint_interval_ms: u64,
     pub checkpoint_bytes: u64,
     /// A shard compacts once its sealed segments (all but one) hold less
@@ -76,6 +78,7 @@ impl Default for Config {
             durability: Durability::Strict,
             segment_bytes: 256 << 20,
             segment_spares: 1,
+            segment_reuse_max: 16,
             checkpoint_interval_ms: 60_000,
             checkpoint_bytes: 1 << 30,
             compaction_live_ratio: 0.5,
@@ -140,6 +143,9 @@ pub struct ServeArgs {
     /// Size of each segment file in bytes.
     #[arg(long)]
     pub segment_bytes: Option<u64>,
+    /// Reclaimed segment files each shard keeps to write into again.
+    #[arg(long)]
+    pub segment_reuse_max: Option<usize>,
     /// Checkpoint interval in milliseconds.
     #[arg(long)]
     pub checkpoint_interval_ms: Option<u64>,
@@ -164,7 +170,16 @@ impl Config {
         macro_rules! flag {
             ($($f:ident),*) => { $( if let Some(v) = &args.$f { c.$f = v.clone(); } )* };
         }
-        flag!(listen, region, shards, durability, segment_bytes, checkpoint_interval_ms, checkpoint_bytes);
+        flag!(
+            listen,
+            region,
+            shards,
+            durability,
+            segment_bytes,
+            segment_reuse_max,
+            checkpoint_interval_ms,
+            checkpoint_bytes
+        );
         if args.users.is_some() {
             c.users = args.users.clone();
         }

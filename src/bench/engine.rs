@@ -55,6 +55,9 @@ pub struct EngineArgs {
     /// Size of each segment file [default: the node's].
     #[arg(long, value_parser = super::parse_size)]
     pub segment_bytes: Option<u64>,
+    /// Reclaimed segment files each shard keeps to write into again [default: the node's].
+    #[arg(long)]
+    pub segment_reuse_max: Option<usize>,
     /// Log bytes written between checkpoints [default: the node's].
     #[arg(long, value_parser = super::parse_size)]
     pub checkpoint_bytes: Option<u64>,
@@ -106,6 +109,7 @@ struct CoreResult {
 #[derive(Default, Clone, Copy)]
 struct ShardTotals {
     fallback_segments: u64,
+    reused_segments: u64,
     segments_reclaimed: u64,
     segments: usize,
 }
@@ -277,6 +281,7 @@ async fn drive(core: usize, engine: Engine, run: Arc<Run>) {
                 let mut t = ShardTotals::default();
                 for s in stats {
                     t.fallback_segments += s.fallback_segments;
+                    t.reused_segments += s.reused_segments;
                     t.segments_reclaimed += s.segments_reclaimed;
                     t.segments += s.segments;
                 }
@@ -317,6 +322,9 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     config.connections_max = config.connections_max.max(args.concurrency);
     if let Some(b) = args.segment_bytes {
         config.segment_bytes = b;
+    }
+    if let Some(n) = args.segment_reuse_max {
+        config.segment_reuse_max = n;
     }
     if let Some(b) = args.checkpoint_bytes {
         config.checkpoint_bytes = b;
@@ -399,8 +407,8 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     );
     let shards = total.shards.unwrap_or_default();
     println!(
-        "segments: {} at the end, {} created in place by the writer (no spare ready), {} reclaimed",
-        shards.segments, shards.fallback_segments, shards.segments_reclaimed
+        "segments: {} at the end, {} created in place by the writer (no spare ready), {} written into reclaimed files, {} reclaimed",
+        shards.segments, shards.fallback_segments, shards.reused_segments, shards.segments_reclaimed
     );
     if let Some(e) = &total.first_error {
         println!("first error: {e}");
@@ -410,13 +418,14 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
             "{{\"bench\":\"engine\",\"workload\":\"{workload}\",\"size\":{},\"shards\":{cores},\"concurrency\":{},\
              \"durability\":\"{durability}\",\"objects\":{objects},\"ops\":{},\"errors\":{},\"seconds\":{secs:.4},\
              \"ops_per_second\":{ops_s:.1},\"mib_per_second\":{mib_s:.2},\"cpu_seconds\":{cpu:.3},\
-             \"segments\":{},\"fallback_segments\":{},\"segments_reclaimed\":{},\"latency_ms\":{{\"p50\":{:.4},\"p90\":{:.4},\"p99\":{:.4},\"p999\":{:.4},\"max\":{:.4}}}}}\n",
+             \"segments\":{},\"fallback_segments\":{},\"reused_segments\":{},\"segments_reclaimed\":{},\"latency_ms\":{{\"p50\":{:.4},\"p90\":{:.4},\"p99\":{:.4},\"p999\":{:.4},\"max\":{:.4}}}}}\n",
             args.size,
             args.concurrency,
             total.ops,
             total.errors,
             shards.segments,
             shards.fallback_segments,
+            shards.reused_segments,
             shards.segments_reclaimed,
             q(0.5),
             q(0.9),

@@ -381,6 +381,7 @@ impl Shard {
                     objects,
                     key_bytes,
                     fallback_segments: self.log.fallback_segments,
+                    reused_segments: self.log.reused_segments,
                     live_bytes: self.reclaim.live.values().sum(),
                     segments: self.log.segments().count(),
                     segments_reclaimed: self.reclaim.segments_reclaimed,

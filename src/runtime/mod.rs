@@ -155,6 +155,7 @@ impl Node {
             shard_dirs: config.shard_dirs(),
             segment_bytes: config.segment_bytes,
             segment_spares: config.segment_spares,
+            segment_reuse_max: config.segment_reuse_max,
             checkpoint_interval_ms: config.checkpoint_interval_ms,
             checkpoint_bytes: config.checkpoint_bytes,
             durability: config.durability,
@@ -283,7 +284,11 @@ async fn shard_main(
     for (name, state) in all {
         shared.buckets.borrow_mut().insert(name, state);
     }
-    let preparer = log.preparer(engine_config.segment_spares, std::time::Duration::from_millis(5));
+    let preparer = log.preparer(
+        engine_config.segment_spares,
+        engine_config.segment_reuse_max,
+        std::time::Duration::from_millis(5),
+    );
     compio::runtime::spawn(preparer).detach();
     let mut shard_task = Shard::new(index, log, shared.clone(), engine_config.durability);
     // A fresh checkpoint moves the replay start past any torn tail.

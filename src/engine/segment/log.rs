@@ -33,11 +33,15 @@ pub struct Alloc {
 #[derive(Default)]
 struct Spares {
     ready: BTreeMap<u64, File>,
+    /// Ids of ready spares made from reclaimed files.
+    reused_ids: BTreeSet<u64>,
     /// Reclaimed segment files no core holds open any more, waiting to
-    /// become spares (at most `capacity`; more are deleted).
+    /// become spares (at most `reuse_max`; more are deleted).
     recyclable: Vec<PathBuf>,
     /// How many spares the preparer keeps ready.
     capacity: usize,
+    /// How many reclaimed files may wait for reuse.
+    reuse_max: usize,
     /// Ids below this are taken; a preparer working on one abandons it.
     wanted_from: u64,
     last_write: Option<Instant>,
@@ -66,6 +70,8 @@ pub struct Log {
     spares: Rc<RefCell<Spares>>,
     /// Segments created without a zero-fill because no spare was ready.
     pub fallback_segments: u64,
+    /// Segments written into a reclaimed file (no unwritten extents).
+    pub reused_segments: u64,
     /// The last attempt to start a segment found the disk full.
     pub full: bool,
 }
@@ -148,6 +154,7 @@ impl Log {
             dirty: BTreeSet::new(),
             spares: Rc::new(RefCell::new(spares)),
             fallback_segments: 0,
+            reused_segments: 0,
             full: false,
         })
     }
@@ -236,9 +243,11 @@ impl Log {
             spares.wanted_from = id.0 + 1;
             let ready = spares.ready.remove(&id.0);
             spares.ready.retain(|k, _| *k > id.0);
+            self.reused_segments += u64::from(ready.is_some() && spares.reused_ids.remove(&id.0));
+            spares.reused_ids.retain(|k| *k > id.0);
             ready
         };
-        let file = match file {
+        let file = match file.or_else(|| self.reuse_now(id).inspect(|_| self.reused_segments += 1)) {
             Some(f) => f,
             None => match Self::create_now(&self.dir, self.shard, self.segment_bytes, id) {
                 Ok(f) => {
@@ -263,6 +272,29 @@ impl Log {
         self.current = (id, file);
         self.pos = SEGMENT_HEADER_BYTES;
         Ok(())
+    }
+
+    /// The writer outran the preparer: turns a waiting reclaimed file into
+    /// segment `id` here, on the shard thread (a rename, a header write and
+    /// two syncs, as cheap as creating the file and without its unwritten
+    /// extents). Also what lets a full disk go on writing into reclaimed
+    /// space. The preparer may be renaming a spare to the same name: the
+    /// writer's file replaces it (the writer owns `id` now; the preparer's
+    /// file is dropped at the next roll-over).
+    fn reuse_now(&mut self, id: SegmentId) -> Option<File> {
+        let old = self.spares.borrow_mut().recyclable.pop()?;
+        let header = SegmentHeader { shard: self.shard.0, segment: id.0, size: self.segment_bytes };
+        let path = segment_path(&self.dir, id);
+        match reuse_blocking(&old, &path, header).and_then(|f| sync_dir(&self.dir).map(|()| f)) {
+            // SAFETY: ownership of the fd moves into the compio File.
+            Ok(f) => Some(unsafe { File::from_raw_fd(f.into_raw_fd()) }),
+            Err(e) => {
+                tracing::warn!(shard = self.shard.0, segment = id.0, error = %e, "could not reuse a reclaimed segment");
+                let _ = std::fs::remove_file(&old);
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
     }
 
     /// Notes a finished write to `segment`, for the next sync.
@@ -299,10 +331,11 @@ impl Log {
         assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
         let (path, shard, spares) = (segment_path(&self.dir, id), self.shard, self.spares.clone());
+        let dir = self.dir.clone();
         async move {
             {
                 let mut s = spares.borrow_mut();
-                if s.recyclable.len() < s.capacity {
+                if s.recyclable.len() < s.reuse_max && plenty_free(&dir) {
                     s.recyclable.push(path);
                     return;
                 }
@@ -322,9 +355,10 @@ impl Log {
     /// file, else a new one zero-filled while the log has been idle for
     /// `idle` (foreground writes keep the disk) and handed over as far as it
     /// is filled when writes resume. Runs forever on the shard's executor.
-    pub fn preparer(&self, spares: usize, idle: Duration) -> impl Future<Output = ()> + 'static {
+    pub fn preparer(&self, spares: usize, reuse_max: usize, idle: Duration) -> impl Future<Output = ()> + 'static {
         let state = self.spares.clone();
         state.borrow_mut().capacity = spares;
+        state.borrow_mut().reuse_max = reuse_max;
         let (dir, shard, size) = (self.dir.clone(), self.shard, self.segment_bytes);
         async move {
             loop {
@@ -376,7 +410,13 @@ async fn prepare(
     if let Some(old) = recycled {
         tracing::debug!(shard = shard.0, segment = id, from = %old.display(), "reusing a reclaimed segment as a spare");
         match recycle(&old, &tmp, header).await {
-            Ok(file) => return finish_spare(dir, id, &tmp, file, state).await,
+            Ok(file) => {
+                let spare = finish_spare(dir, id, &tmp, file, state).await;
+                if let Ok(Some(_)) = &spare {
+                    state.borrow_mut().reused_ids.insert(id);
+                }
+                return spare;
+            }
             Err(e) => {
                 tracing::warn!(shard = shard.0, error = %e, "could not reuse a reclaimed segment; making a new one");
                 let _ = compio::fs::remove_file(&tmp).await;
@@ -446,8 +486,7 @@ async fn finish_spare(
 ) -> std::io::Result<Option<File>> {
     file.sync_data().await?;
     if state.borrow().wanted_from > id {
-        // Through io_uring: a spare's extents are freed with it.
-        let _ = compio::fs::remove_file(tmp).await;
+        keep_or_delete(state, tmp).await;
         return Ok(None);
     }
     // Never over an existing file: if the writer needed this id while the rename was in
@@ -464,7 +503,7 @@ async fn finish_spare(
         // error, and no reason for the preparer to pause.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             tracing::debug!(segment = id, "the writer created this segment itself; dropping the spare");
-            let _ = compio::fs::remove_file(tmp).await;
+            keep_or_delete(state, tmp).await;
             return Ok(None);
         }
         Err(e) => return Err(e),
@@ -473,6 +512,55 @@ async fn finish_spare(
     // must not stall the shard's requests.
     compio::fs::File::open(dir).await?.sync_all().await?;
     Ok(Some(file))
+}
+
+/// Whether the file system holding `dir` has a tenth of its space or more
+/// free. Below that, reclaimed segments are deleted instead of kept for
+/// reuse, so their space goes back to checkpoints and other files.
+fn plenty_free(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statvfs is plain old data; the call fills it or fails.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a writable statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    u128::from(st.f_bavail) * 10 >= u128::from(st.f_blocks)
+}
+
+/// The blocking form of [`recycle`], for the writer itself: renames the
+/// reclaimed file `old` to `new` (replacing what is there), writes the new
+/// header and syncs it. The caller syncs the directory.
+fn reuse_blocking(old: &Path, new: &Path, header: SegmentHeader) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    std::fs::rename(old, new)?;
+    let f =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_CLOEXEC).open(new)?;
+    let len = f.metadata()?.len();
+    if len != header.size {
+        return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
+    }
+    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
+    b.set_len(SEGMENT_HEADER_BYTES as usize);
+    header.encode(b.as_mut_slice());
+    f.write_all_at(b.as_slice(), 0)?;
+    f.sync_data()?;
+    Ok(f)
+}
+
+/// A spare the writer did not take: kept for reuse if there is room
+/// (deleting it frees its extents, which with online discard stalls reads),
+/// else deleted through io_uring.
+async fn keep_or_delete(state: &Rc<RefCell<Spares>>, tmp: &Path) {
+    {
+        let mut s = state.borrow_mut();
+        if s.recyclable.len() < s.reuse_max {
+            s.recyclable.push(tmp.to_path_buf());
+            return;
+        }
+    }
+    let _ = compio::fs::remove_file(tmp).await;
 }
 
 /// rename(2) that fails with EEXIST instead of replacing `to`.
@@ -528,6 +616,34 @@ mod tests {
         std::fs::remove_file(&segment).unwrap();
         rename_noreplace(&spare, &segment).unwrap();
         assert_eq!(std::fs::read(&segment).unwrap(), b"spare");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With no spare ready, the writer turns a reclaimed file into its next
+    /// segment itself: same file, new header, nothing created.
+    #[test]
+    fn the_writer_reuses_a_reclaimed_file_when_no_spare_is_ready() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("kaligon-reuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let size = 1 << 20;
+        let mut log = Log::open(&dir, ShardId(3), size, SegmentId(0), 0, &[]).unwrap();
+        log.spares.borrow_mut().reuse_max = 4;
+        let ino = |id: u64| std::fs::metadata(segment_path(&dir, SegmentId(id))).unwrap().ino();
+        let first = ino(0);
+        log.alloc(600 << 10).unwrap();
+        assert_eq!(log.alloc(600 << 10).unwrap().segment, SegmentId(1));
+        assert_eq!((log.fallback_segments, log.reused_segments), (1, 0));
+        compio::runtime::Runtime::new().unwrap().block_on(log.remove_segment(SegmentId(0)));
+        assert!(segment_path(&dir, SegmentId(0)).exists(), "kept for reuse, not deleted");
+        assert_eq!(log.alloc(600 << 10).unwrap().segment, SegmentId(2));
+        assert_eq!((log.fallback_segments, log.reused_segments), (1, 1));
+        assert_eq!(ino(2), first, "segment 2 is the reclaimed file");
+        assert!(!segment_path(&dir, SegmentId(0)).exists());
+        let bytes = std::fs::read(segment_path(&dir, SegmentId(2))).unwrap();
+        assert_eq!(bytes.len() as u64, size);
+        assert_eq!(SegmentHeader::decode(&bytes), Some(SegmentHeader { shard: 3, segment: 2, size }));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
