@@ -123,3 +123,40 @@ fn sustained_writes_roll_over_onto_prepared_spares() {
     assert!(field(&json, "fallback_segments") * 4.0 < roll_overs * 3.0, "{json}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--aged` writes and deletes enough to fill the reuse pool before the
+/// timed phase, which then writes into those reclaimed files first.
+#[test]
+fn an_aged_run_writes_into_reclaimed_segment_files() {
+    let dir = temp_dir("bench-engine-aged");
+    let (out, json) = bench_engine(
+        &dir,
+        &[
+            "--shards",
+            "1",
+            "--size",
+            "1MiB",
+            "--segment-bytes",
+            "8421376",
+            "--segment-reuse-max",
+            "4",
+            "--aged",
+            "-c",
+            "4",
+            "-d",
+            "1s",
+        ],
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(field(&json, "errors"), 0.0, "{json}");
+    let waiting: u64 = stdout
+        .split("files waiting for reuse per shard [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pool report: {stdout}"));
+    assert!(waiting >= 4, "the pool did not fill: {stdout}");
+    assert!(field(&json, "reused_segments") >= 4.0, "{json}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -18,6 +18,9 @@
 #            limit for durable appends, which the engine's PUTs are;
 #   read1m   1 MiB sequential O_DIRECT reads, QD8;
 #   sync4k   4 KiB write + fdatasync, QD1.
+# Engine 1 MiB PUTs run on a fresh data directory (every segment a new file)
+# and --aged (a node that has cycled through its disk: every segment a
+# reclaimed file written again, as fio's write1m overwrites its laid-out file).
 # SCALING: also 4 KiB durable PUTs with each of these shard counts (64 in
 # flight per shard), reported as a ratio to linear from the first count.
 set -euo pipefail
@@ -58,6 +61,7 @@ for r in $(seq "$REPS"); do
     echo "round $r of $REPS"
     fio_run write1m "$r" --size=1G --rw=write --bs=1M --iodepth=8
     engine_run put1m "$r" --size 1MiB -c 8
+    engine_run put1m_aged "$r" --size 1MiB -c 8 --aged
     rm -f "$DATA/fio.test"
     fio_run fresh1m "$r" --size=16G --rw=write --bs=1M --iodepth=8 --fallocate=native
     rm -f "$DATA/fio.test"
@@ -134,6 +138,7 @@ def row(label, name, field, *limits_named):
     text += f"| {label} | {m:,.1f} {unit} | {fmt(vals)} | {p99:.2f} | {cpu:.2f} | {ratio} |\n"
     return m
 row("PUT 1 MiB, new keys, 8 in flight", "put1m", "mib_per_second", ("write1m", "fio write"), ("fresh1m", "fio write to a new file"), ("durable1m", "fio durable appends"))
+row("PUT 1 MiB, new keys, 8 in flight, aged node (--aged)", "put1m_aged", "mib_per_second", ("write1m", "fio write"))
 row("GET 1 MiB, 8 in flight, --verify", "get1m", "mib_per_second", ("read1m", "fio read"))
 row("PUT 4 KiB, new keys, 64 in flight", "put4k", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))
 row("PUT 4 KiB, new keys, 256 in flight", "put4k256", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))

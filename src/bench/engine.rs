@@ -61,6 +61,12 @@ pub struct EngineArgs {
     /// Log bytes written between checkpoints [default: the node's].
     #[arg(long, value_parser = super::parse_size)]
     pub checkpoint_bytes: Option<u64>,
+    /// Age the data directory first, as a node that has cycled through its
+    /// disk: write and delete enough 1 MiB objects to fill every shard's
+    /// reuse pool (`segment_reuse_max` segments, plus two), and start once
+    /// the compactor has reclaimed them (not timed).
+    #[arg(long)]
+    pub aged: bool,
     /// Compare every byte read with what was written.
     #[arg(long)]
     pub verify: bool,
@@ -85,6 +91,12 @@ struct Run {
     objects: u64,
     body: Vec<u8>,
     etag: ETag,
+    /// `--aged`: 1 MiB objects written and deleted before the timed phase.
+    aged_objects: u64,
+    aged_body: Vec<u8>,
+    etag_aged: ETag,
+    /// Files each shard's reuse pool holds at most.
+    reuse_max: usize,
     /// Tasks that reached the start line; the timed phase begins when all have.
     arrived: AtomicUsize,
     /// Nanoseconds after `epoch` at which the timed phase began (0: not yet).
@@ -141,7 +153,11 @@ fn own_keys(objects: u64, task: u64, tasks: u64) -> impl Iterator<Item = u64> {
 }
 
 async fn put(engine: &Engine, run: &Run, key: &str) -> Result<(), crate::engine::Error> {
-    let size = run.body.len();
+    put_body(engine, &run.body, run.etag, key).await
+}
+
+async fn put_body(engine: &Engine, body: &[u8], etag: ETag, key: &str) -> Result<(), crate::engine::Error> {
+    let size = body.len();
     let mut stream = engine.put(BUCKET, key);
     let mut buf = Chunk::buffer_for(Some(size as u64));
     let mut off = 0usize;
@@ -150,7 +166,7 @@ async fn put(engine: &Engine, run: &Run, key: &str) -> Result<(), crate::engine:
         let room = Chunk::room(&buf);
         let len = room.min(size - off);
         let payload = &mut buf.full_mut()[at..at + len];
-        payload.copy_from_slice(&run.body[off..off + len]);
+        payload.copy_from_slice(&body[off..off + len]);
         let hash = crate::engine::segment::format::payload_hash(payload);
         off += len;
         if len < room {
@@ -168,7 +184,7 @@ async fn put(engine: &Engine, run: &Run, key: &str) -> Result<(), crate::engine:
         extents: Vec::new(),
         tail,
         size: size as u64,
-        etag: run.etag,
+        etag,
         meta: ObjectMeta::default(),
         condition: Condition::None,
         now_ms: crate::s3::now_ms(),
@@ -199,19 +215,66 @@ async fn get(engine: &Engine, run: &Run, key: &str) -> Result<(), String> {
 
 /// Waits (without blocking the core's executor, which also runs its shard) until every
 /// task has arrived; returns the start of the timed phase.
-async fn start_line(run: &Run) -> Instant {
+async fn start_line(run: &Run, engine: &Engine, task: u64) -> Instant {
     run.arrived.fetch_add(1, Ordering::SeqCst);
     while run.arrived.load(Ordering::SeqCst) < run.args.concurrency {
         compio::time::sleep(Duration::from_micros(200)).await;
     }
-    let now = run.epoch.elapsed().as_nanos() as u64;
-    let _ = run.started_ns.compare_exchange(0, now.max(1), Ordering::SeqCst, Ordering::SeqCst);
+    if task == 0 {
+        if run.aged_objects > 0 {
+            wait_for_reuse_pools(engine, run).await;
+        }
+        let now = run.epoch.elapsed().as_nanos() as u64;
+        run.started_ns.store(now.max(1), Ordering::SeqCst);
+    }
+    while run.started_ns.load(Ordering::SeqCst) == 0 {
+        compio::time::sleep(Duration::from_micros(200)).await;
+    }
     run.epoch + Duration::from_nanos(run.started_ns.load(Ordering::SeqCst))
+}
+
+/// After aging: waits until every shard's reuse pool is full, or no more
+/// segments have been reclaimed for 3 s (at most 2 minutes), and says what
+/// it found.
+async fn wait_for_reuse_pools(engine: &Engine, run: &Run) {
+    let started = Instant::now();
+    let (mut last, mut changed) = (None, Instant::now());
+    loop {
+        let Ok(stats) = engine.stats().await else { return };
+        let waiting: Vec<usize> = stats.iter().map(|s| s.reuse_waiting).collect();
+        let reclaimed: u64 = stats.iter().map(|s| s.segments_reclaimed).sum();
+        if last != Some(reclaimed) {
+            (last, changed) = (Some(reclaimed), Instant::now());
+        }
+        let full = waiting.iter().all(|w| *w >= run.reuse_max);
+        if full || changed.elapsed() > Duration::from_secs(3) || started.elapsed() > Duration::from_secs(120) {
+            println!(
+                "aged: {} objects of 1 MiB written and deleted; {reclaimed} segments reclaimed, files waiting for reuse per shard {waiting:?} after {:.1} s",
+                run.aged_objects,
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        compio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// One in-flight slot: preload its share of keys, wait for the start line, then loop.
 async fn task(engine: Engine, run: Arc<Run>, task: u64, tasks: u64) -> CoreResult {
     let mut out = CoreResult::default();
+    if run.aged_objects > 0 {
+        let keys = || own_keys(run.aged_objects, task, tasks).map(|i| format!("aged-{i:010}"));
+        for k in keys() {
+            if let Err(e) = put_body(&engine, &run.aged_body, run.etag_aged, &k).await {
+                out.fail(format!("aging: {e}"));
+            }
+        }
+        for k in keys() {
+            if let Err(e) = engine.delete(BUCKET, &k, None, crate::s3::now_ms()).await {
+                out.fail(format!("aging: {e}"));
+            }
+        }
+    }
     if run.objects > 0 {
         for i in own_keys(run.objects, task, tasks) {
             if let Err(e) = put(&engine, &run, &key(i)).await {
@@ -219,7 +282,7 @@ async fn task(engine: Engine, run: Arc<Run>, task: u64, tasks: u64) -> CoreResul
             }
         }
     }
-    let start = start_line(&run).await;
+    let start = start_line(&run, &engine, task).await;
     let end = start + run.args.duration;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (task + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     let mut next_new = task;
@@ -341,6 +404,13 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     let cores = config.shards;
     let body = super::body::filler(args.size as usize, args.size);
     let etag = ETag { md5: crate::runtime::md5::Md5::digest(&body), parts: 0 };
+    let aged_objects = if args.aged {
+        (cores as u64 * (config.segment_reuse_max as u64 + 2) * config.segment_bytes).div_ceil(1 << 20)
+    } else {
+        0
+    };
+    let aged_body = if args.aged { super::body::filler(1 << 20, 7) } else { Vec::new() };
+    let etag_aged = ETag { md5: crate::runtime::md5::Md5::digest(&aged_body), parts: 0 };
     let (tx, rx) = flume::unbounded();
     let run = Arc::new(Run {
         args: args.clone(),
@@ -348,6 +418,10 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
         objects,
         body,
         etag,
+        aged_objects,
+        aged_body,
+        etag_aged,
+        reuse_max: config.segment_reuse_max,
         arrived: AtomicUsize::new(0),
         started_ns: AtomicU64::new(0),
         epoch: Instant::now(),

@@ -194,6 +194,8 @@ pub struct ShardStats {
     pub key_bytes: usize,
     pub fallback_segments: u64,
     pub reused_segments: u64,
+    /// Reclaimed segment files waiting to be written again.
+    pub reuse_waiting: usize,
     pub live_bytes: u64,
     pub segments: usize,
     pub segments_reclaimed: u64,

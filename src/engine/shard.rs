@@ -382,6 +382,7 @@ impl Shard {
                     key_bytes,
                     fallback_segments: self.log.fallback_segments,
                     reused_segments: self.log.reused_segments,
+                    reuse_waiting: self.log.reuse_waiting(),
                     live_bytes: self.reclaim.live.values().sum(),
                     segments: self.log.segments().count(),
                     segments_reclaimed: self.reclaim.segments_reclaimed,

@@ -297,6 +297,12 @@ impl Log {
         }
     }
 
+    /// Reclaimed files waiting for reuse, and ready spares made from one.
+    pub fn reuse_waiting(&self) -> usize {
+        let s = self.spares.borrow();
+        s.recyclable.len() + s.reused_ids.len()
+    }
+
     /// Notes a finished write to `segment`, for the next sync.
     pub fn mark_dirty(&mut self, segment: SegmentId) {
         self.dirty.insert(segment);
