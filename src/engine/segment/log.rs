@@ -247,7 +247,7 @@ impl Log {
             spares.reused_ids.retain(|k| *k > id.0);
             ready
         };
-        let file = match file.or_else(|| self.reuse_now(id).inspect(|_| self.reused_segments += 1)) {
+        let file = match file.or_else(|| self.reuse_now(id)) {
             Some(f) => f,
             None => match Self::create_now(&self.dir, self.shard, self.segment_bytes, id) {
                 Ok(f) => {
@@ -278,18 +278,31 @@ impl Log {
     /// segment `id` here, on the shard thread (a rename, a header write and
     /// two syncs, as cheap as creating the file and without its unwritten
     /// extents). Also what lets a full disk go on writing into reclaimed
-    /// space. The preparer may be renaming a spare to the same name: the
-    /// writer's file replaces it (the writer owns `id` now; the preparer's
-    /// file is dropped at the next roll-over).
+    /// space. The preparer may have just renamed its spare into place (its
+    /// header written and synced before the rename): then the writer takes
+    /// that file and the reclaimed one goes back to the pool.
     fn reuse_now(&mut self, id: SegmentId) -> Option<File> {
         let old = self.spares.borrow_mut().recyclable.pop()?;
         let header = SegmentHeader { shard: self.shard.0, segment: id.0, size: self.segment_bytes };
         let path = segment_path(&self.dir, id);
-        match reuse_blocking(&old, &path, header).and_then(|f| sync_dir(&self.dir).map(|()| f)) {
-            // SAFETY: ownership of the fd moves into the compio File.
-            Ok(f) => Some(unsafe { File::from_raw_fd(f.into_raw_fd()) }),
+        let reused = match rename_noreplace(&old, &path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let taken = open_direct(&path, true, false).map(|f| (f, false));
+                if taken.is_ok() {
+                    self.spares.borrow_mut().recyclable.push(old.clone());
+                }
+                taken
+            }
+            r => r.and_then(|()| write_header_blocking(&path, header)).map(|f| (f, true)),
+        };
+        match reused.and_then(|f| sync_dir(&self.dir).map(|()| f)) {
+            Ok((f, reused)) => {
+                self.reused_segments += u64::from(reused);
+                Some(f)
+            }
             Err(e) => {
                 tracing::warn!(shard = self.shard.0, segment = id.0, error = %e, "could not reuse a reclaimed segment");
+                self.spares.borrow_mut().recyclable.retain(|p| *p != old);
                 let _ = std::fs::remove_file(&old);
                 let _ = std::fs::remove_file(&path);
                 None
@@ -367,7 +380,21 @@ impl Log {
         state.borrow_mut().reuse_max = reuse_max;
         let (dir, shard, size) = (self.dir.clone(), self.shard, self.segment_bytes);
         async move {
+            let mut space_checked = Instant::now();
             loop {
+                // Space ran low (another shard, or anything else, filled the file system):
+                // give the kept files back, four a second.
+                if space_checked.elapsed() >= Duration::from_millis(250) {
+                    space_checked = Instant::now();
+                    let surplus = (!state.borrow().recyclable.is_empty() && !plenty_free(&dir))
+                        .then(|| state.borrow_mut().recyclable.pop())
+                        .flatten();
+                    if let Some(path) = surplus {
+                        tracing::info!(shard = shard.0, path = %path.display(), "space is low: deleting a segment file kept for reuse");
+                        let _ = compio::fs::remove_file(&path).await;
+                        continue;
+                    }
+                }
                 let next = {
                     let s = state.borrow();
                     let next = s.ready.keys().next_back().map_or(s.wanted_from, |k| k + 1).max(s.wanted_from);
@@ -517,6 +544,11 @@ async fn finish_spare(
     // Through io_uring (kernel workers): a directory sync waits for a journal commit, which
     // must not stall the shard's requests.
     compio::fs::File::open(dir).await?.sync_all().await?;
+    if state.borrow().wanted_from > id {
+        // The writer rolled over meanwhile and took this file under its name (or
+        // truncated it): it is the writer's segment now, not a spare.
+        return Ok(None);
+    }
     Ok(Some(file))
 }
 
@@ -535,14 +567,14 @@ fn plenty_free(dir: &Path) -> bool {
     u128::from(st.f_bavail) * 10 >= u128::from(st.f_blocks)
 }
 
-/// The blocking form of [`recycle`], for the writer itself: renames the
-/// reclaimed file `old` to `new` (replacing what is there), writes the new
-/// header and syncs it. The caller syncs the directory.
-fn reuse_blocking(old: &Path, new: &Path, header: SegmentHeader) -> std::io::Result<std::fs::File> {
+/// The blocking form of [`recycle`]'s header write, for the writer itself:
+/// writes `header` into the reclaimed file now at `path` and syncs it. A
+/// crash before the sync leaves the old header, and recovery skips a
+/// segment whose header names another id. The caller syncs the directory.
+fn write_header_blocking(path: &Path, header: SegmentHeader) -> std::io::Result<File> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    std::fs::rename(old, new)?;
     let f =
-        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_CLOEXEC).open(new)?;
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_CLOEXEC).open(path)?;
     let len = f.metadata()?.len();
     if len != header.size {
         return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
@@ -552,7 +584,8 @@ fn reuse_blocking(old: &Path, new: &Path, header: SegmentHeader) -> std::io::Res
     header.encode(b.as_mut_slice());
     f.write_all_at(b.as_slice(), 0)?;
     f.sync_data()?;
-    Ok(f)
+    // SAFETY: ownership of the fd moves into the compio File.
+    Ok(unsafe { File::from_raw_fd(f.into_raw_fd()) })
 }
 
 /// A spare the writer did not take: kept for reuse if there is room
@@ -561,7 +594,7 @@ fn reuse_blocking(old: &Path, new: &Path, header: SegmentHeader) -> std::io::Res
 async fn keep_or_delete(state: &Rc<RefCell<Spares>>, tmp: &Path) {
     {
         let mut s = state.borrow_mut();
-        if s.recyclable.len() < s.reuse_max {
+        if s.recyclable.len() < s.reuse_max && plenty_free(tmp.parent().unwrap_or(Path::new("."))) {
             s.recyclable.push(tmp.to_path_buf());
             return;
         }
@@ -633,6 +666,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kaligon-reuse-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        if !plenty_free(&dir) {
+            eprintln!("SKIPPED: less than a tenth of {} is free, so nothing is kept for reuse", dir.display());
+            return;
+        }
         let size = 1 << 20;
         let mut log = Log::open(&dir, ShardId(3), size, SegmentId(0), 0, &[]).unwrap();
         log.spares.borrow_mut().reuse_max = 4;
