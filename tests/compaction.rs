@@ -14,11 +14,6 @@ use common::*;
 
 const SEGMENT_BYTES: u64 = 8 << 20;
 
-/// The whole body of `bucket/key`.
-async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
-    c.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes()
-}
-
 fn segment_bytes_on_disk(node: &Node) -> u64 {
     files_under(&node.data_dir(), "seg-").iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
 }

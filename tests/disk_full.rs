@@ -14,6 +14,17 @@ use common::*;
 struct LoopMount(PathBuf);
 
 impl LoopMount {
+    /// A loop file system, or None after saying loudly that `test` is
+    /// skipped (not root or no loop devices); as root that is a failure.
+    fn new_or_skip(dir: &Path, bytes: u64, test: &str) -> Option<LoopMount> {
+        let mount = Self::new(dir, bytes);
+        if mount.is_none() {
+            eprintln!("SKIPPED {test} test: cannot mount a loop filesystem here (needs root)");
+            assert!(!is_root(), "running as root, yet the loop filesystem could not be mounted");
+        }
+        mount
+    }
+
     fn new(dir: &Path, bytes: u64) -> Option<LoopMount> {
         let img = dir.join("fs.img");
         let mnt = dir.join("mnt");
@@ -39,12 +50,7 @@ impl Drop for LoopMount {
 #[test]
 fn full_disk_refuses_writes_but_serves_reads_and_deletes() {
     let base = temp_dir("diskfull");
-    let Some(mount) = LoopMount::new(&base, 48 << 20) else {
-        // Not root or no loop devices: say so loudly rather than pass quietly.
-        eprintln!("SKIPPED full_disk test: cannot mount a loop filesystem here (needs root)");
-        assert!(!is_root(), "running as root, yet the loop filesystem could not be mounted");
-        return;
-    };
+    let Some(mount) = LoopMount::new_or_skip(&base, 48 << 20, "full_disk") else { return };
     let mut node = Node::start_in(
         mount.0.join("node"),
         &["--shards", "1", "--segment-bytes", "4300800", "--checkpoint-interval-ms", "200"],
@@ -77,8 +83,7 @@ fn full_disk_refuses_writes_but_serves_reads_and_deletes() {
         assert_eq!(meta.as_ref().and_then(|m| m.code()), Some("ServiceUnavailable"), "{e:?}");
         assert!(stored.len() >= 4, "only {} objects fit", stored.len());
         // Reads keep working.
-        let got =
-            c.get_object().bucket("full").key("o0").send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        let got = get_bytes(&c, "full", "o0").await;
         assert_eq!(got.as_ref(), bytes(0, 1 << 20).as_slice());
         // Deletes keep working (they only write metadata).
         for i in stored.iter().skip(1) {
@@ -96,8 +101,7 @@ fn full_disk_refuses_writes_but_serves_reads_and_deletes() {
             assert!(Instant::now() < until, "writes never resumed after deleting: {r:?}");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let got =
-            c.get_object().bucket("full").key("o0").send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        let got = get_bytes(&c, "full", "o0").await;
         assert_eq!(got.as_ref(), bytes(0, 1 << 20).as_slice());
     });
     node.stop();
@@ -127,11 +131,7 @@ fn segment_files(dir: &Path) -> usize {
 #[test]
 fn segment_files_kept_for_reuse_are_given_back_when_space_runs_low() {
     let base = temp_dir("diskpool");
-    let Some(mount) = LoopMount::new(&base, 128 << 20) else {
-        eprintln!("SKIPPED segment pool test: cannot mount a loop filesystem here (needs root)");
-        assert!(!is_root(), "running as root, yet the loop filesystem could not be mounted");
-        return;
-    };
+    let Some(mount) = LoopMount::new_or_skip(&base, 128 << 20, "segment pool") else { return };
     let data = mount.0.join("node");
     let mut node = Node::start_in(
         data.clone(),
@@ -195,8 +195,7 @@ fn segment_files_kept_for_reuse_are_given_back_when_space_runs_low() {
     rt.block_on(async {
         let body = ByteStream::from(bytes(99, 1 << 20));
         c.put_object().bucket("pool").key("after").body(body).send().await.unwrap();
-        let got =
-            c.get_object().bucket("pool").key("after").send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        let got = get_bytes(&c, "pool", "after").await;
         assert_eq!(got.as_ref(), bytes(99, 1 << 20).as_slice());
     });
     node.stop();

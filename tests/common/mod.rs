@@ -226,6 +226,11 @@ pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// The whole body of `bucket/key` (panics on any error).
+pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    c.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes()
+}
+
 /// Deterministic pseudo-random bytes (xorshift) for bodies.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;

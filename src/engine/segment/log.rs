@@ -85,16 +85,36 @@ pub fn segment_path(dir: &Path, id: SegmentId) -> PathBuf {
 
 /// Opens a segment file for O_DIRECT I/O as a compio file.
 pub fn open_direct(path: &Path, write: bool, create: bool) -> std::io::Result<File> {
+    // SAFETY: the fd was just opened by us and ownership moves into the File.
+    Ok(unsafe { File::from_raw_fd(open_direct_std(path, write, create)?.into_raw_fd()) })
+}
+
+/// Opens a segment file for O_DIRECT I/O for blocking calls.
+fn open_direct_std(path: &Path, write: bool, create: bool) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .write(write)
         .create(create)
         .truncate(false)
         .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
-        .open(path)?;
-    // SAFETY: the fd was just opened by us and ownership moves into the File.
-    Ok(unsafe { File::from_raw_fd(f.into_raw_fd()) })
+        .open(path)
+}
+
+/// `header` encoded into the aligned block that starts a segment file.
+fn header_block(header: SegmentHeader) -> AlignedBuf {
+    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
+    b.set_len(SEGMENT_HEADER_BYTES as usize);
+    header.encode(b.as_mut_slice());
+    b
+}
+
+/// A reclaimed file becomes a segment of the current size only.
+fn check_reusable(len: u64, header: SegmentHeader) -> std::io::Result<()> {
+    if len != header.size {
+        return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
+    }
+    Ok(())
 }
 
 /// Creates `path` with its header and `segment_bytes` allocated (unwritten
@@ -114,10 +134,7 @@ fn create_segment_file(path: &Path, header: SegmentHeader) -> std::io::Result<st
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
-    b.set_len(SEGMENT_HEADER_BYTES as usize);
-    header.encode(b.as_mut_slice());
-    f.write_all_at(b.as_slice(), 0)?;
+    f.write_all_at(header_block(header).as_slice(), 0)?;
     Ok(f)
 }
 
@@ -350,19 +367,7 @@ impl Log {
         assert!(id != self.current.0, "the current segment cannot be removed");
         self.files.remove(&id);
         let (path, shard, spares) = (segment_path(&self.dir, id), self.shard, self.spares.clone());
-        let dir = self.dir.clone();
-        async move {
-            {
-                let mut s = spares.borrow_mut();
-                if s.recyclable.len() < s.reuse_max && plenty_free(&dir) {
-                    s.recyclable.push(path);
-                    return;
-                }
-            }
-            if let Err(e) = compio::fs::remove_file(&path).await {
-                tracing::warn!(shard = shard.0, segment = id.0, error = %e, "could not delete a reclaimed segment");
-            }
-        }
+        async move { keep_or_delete(&spares, &path, shard).await }
     }
 
     /// Notes that the shard served a request: a spare is then filled slowly.
@@ -444,7 +449,7 @@ async fn prepare(
         tracing::debug!(shard = shard.0, segment = id, from = %old.display(), "reusing a reclaimed segment as a spare");
         match recycle(&old, &tmp, header).await {
             Ok(file) => {
-                let spare = finish_spare(dir, id, &tmp, file, state).await;
+                let spare = finish_spare(dir, shard, id, &tmp, file, state).await;
                 if let Ok(Some(_)) = &spare {
                     state.borrow_mut().reused_ids.insert(id);
                 }
@@ -505,13 +510,14 @@ async fn prepare(
             compio::time::sleep(Duration::from_secs_f64(n as f64 / BUSY_FILL_BYTES_PER_S as f64)).await;
         }
     }
-    finish_spare(dir, id, &tmp, file, state).await
+    finish_spare(dir, shard, id, &tmp, file, state).await
 }
 
 /// Syncs a prepared spare and renames it into place, unless the writer has
 /// moved past its id.
 async fn finish_spare(
     dir: &Path,
+    shard: ShardId,
     id: u64,
     tmp: &Path,
     file: File,
@@ -519,7 +525,7 @@ async fn finish_spare(
 ) -> std::io::Result<Option<File>> {
     file.sync_data().await?;
     if state.borrow().wanted_from > id {
-        keep_or_delete(state, tmp).await;
+        keep_or_delete(state, tmp, shard).await;
         return Ok(None);
     }
     // Never over an existing file: if the writer needed this id while the rename was in
@@ -536,7 +542,7 @@ async fn finish_spare(
         // error, and no reason for the preparer to pause.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             tracing::debug!(segment = id, "the writer created this segment itself; dropping the spare");
-            keep_or_delete(state, tmp).await;
+            keep_or_delete(state, tmp, shard).await;
             return Ok(None);
         }
         Err(e) => return Err(e),
@@ -572,34 +578,30 @@ fn plenty_free(dir: &Path) -> bool {
 /// crash before the sync leaves the old header, and recovery skips a
 /// segment whose header names another id. The caller syncs the directory.
 fn write_header_blocking(path: &Path, header: SegmentHeader) -> std::io::Result<File> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let f =
-        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_CLOEXEC).open(path)?;
-    let len = f.metadata()?.len();
-    if len != header.size {
-        return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
-    }
-    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
-    b.set_len(SEGMENT_HEADER_BYTES as usize);
-    header.encode(b.as_mut_slice());
-    f.write_all_at(b.as_slice(), 0)?;
+    use std::os::unix::fs::FileExt;
+    let f = open_direct_std(path, true, false)?;
+    check_reusable(f.metadata()?.len(), header)?;
+    f.write_all_at(header_block(header).as_slice(), 0)?;
     f.sync_data()?;
     // SAFETY: ownership of the fd moves into the compio File.
     Ok(unsafe { File::from_raw_fd(f.into_raw_fd()) })
 }
 
-/// A spare the writer did not take: kept for reuse if there is room
+/// A reclaimed segment file, or a spare the writer did not take: kept for
+/// reuse while the pool has room and the file system a tenth free
 /// (deleting it frees its extents, which with online discard stalls reads),
 /// else deleted through io_uring.
-async fn keep_or_delete(state: &Rc<RefCell<Spares>>, tmp: &Path) {
+async fn keep_or_delete(state: &Rc<RefCell<Spares>>, path: &Path, shard: ShardId) {
     {
         let mut s = state.borrow_mut();
-        if s.recyclable.len() < s.reuse_max && plenty_free(tmp.parent().unwrap_or(Path::new("."))) {
-            s.recyclable.push(tmp.to_path_buf());
+        if s.recyclable.len() < s.reuse_max && plenty_free(path.parent().unwrap_or(Path::new("."))) {
+            s.recyclable.push(path.to_path_buf());
             return;
         }
     }
-    let _ = compio::fs::remove_file(tmp).await;
+    if let Err(e) = compio::fs::remove_file(path).await {
+        tracing::warn!(shard = shard.0, path = %path.display(), error = %e, "could not delete a segment file");
+    }
 }
 
 /// rename(2) that fails with EEXIST instead of replacing `to`.
@@ -625,14 +627,8 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 async fn recycle(old: &Path, tmp: &Path, header: SegmentHeader) -> std::io::Result<File> {
     compio::fs::rename(old, tmp).await?;
     let mut file = open_direct(tmp, true, false)?;
-    let len = file.metadata().await?.len();
-    if len != header.size {
-        return Err(std::io::Error::other(format!("size {len}, segments are now {}", header.size)));
-    }
-    let mut b = AlignedBuf::new(SEGMENT_HEADER_BYTES as usize);
-    b.set_len(SEGMENT_HEADER_BYTES as usize);
-    header.encode(b.as_mut_slice());
-    let compio::BufResult(r, _) = file.write_at(b, 0).await;
+    check_reusable(file.metadata().await?.len(), header)?;
+    let compio::BufResult(r, _) = file.write_at(header_block(header), 0).await;
     r?;
     Ok(file)
 }
