@@ -124,6 +124,7 @@ struct ShardTotals {
     reused_segments: u64,
     segments_reclaimed: u64,
     segments: usize,
+    groups: crate::engine::shard::GroupStats,
 }
 
 impl CoreResult {
@@ -347,6 +348,10 @@ async fn drive(core: usize, engine: Engine, run: Arc<Run>) {
                     t.reused_segments += s.reused_segments;
                     t.segments_reclaimed += s.segments_reclaimed;
                     t.segments += s.segments;
+                    t.groups.groups += s.groups.groups;
+                    t.groups.ops += s.groups.ops;
+                    t.groups.wait_nanos += s.groups.wait_nanos;
+                    t.groups.sync_nanos += s.groups.sync_nanos;
                 }
                 total.shards = Some(t);
             }
@@ -483,6 +488,15 @@ pub fn run(args: EngineArgs) -> Result<(), String> {
     println!(
         "segments: {} at the end, {} created in place by the writer (no spare ready), {} written into reclaimed files, {} reclaimed",
         shards.segments, shards.fallback_segments, shards.reused_segments, shards.segments_reclaimed
+    );
+    let g = shards.groups;
+    let per_group = |v: u64| v as f64 / g.groups.max(1) as f64;
+    println!(
+        "group commits: {}, {:.1} changes each, {:.3} ms from forming to sync, {:.3} ms in sync (whole run, set-up included)",
+        g.groups,
+        per_group(g.ops),
+        per_group(g.wait_nanos) / 1e6,
+        per_group(g.sync_nanos) / 1e6
     );
     if let Some(e) = &total.first_error {
         println!("first error: {e}");

@@ -199,6 +199,7 @@ pub struct ShardStats {
     pub live_bytes: u64,
     pub segments: usize,
     pub segments_reclaimed: u64,
+    pub groups: shard::GroupStats,
 }
 
 /// What the owner says about a chunk it writes.

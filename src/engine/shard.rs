@@ -65,6 +65,23 @@ struct Group {
     last_ticket: u64,
     ops: Vec<MetaOp>,
     done: Vec<Done>,
+    /// When the group was formed, and when its sync started.
+    formed: std::time::Instant,
+    sync_started: Option<std::time::Instant>,
+}
+
+/// Group-commit counters, for the shard statistics.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct GroupStats {
+    /// Groups that wrote records and synced them.
+    pub groups: u64,
+    /// Changes those groups committed.
+    pub ops: u64,
+    /// Time from forming a group to starting its sync (its writes, and any
+    /// it waits for), summed.
+    pub wait_nanos: u64,
+    /// Time in the groups' syncs, summed.
+    pub sync_nanos: u64,
 }
 
 pub struct Shard {
@@ -88,6 +105,7 @@ pub struct Shard {
     pub(super) reclaim: super::compact::Reclaim,
     pub(super) bytes_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
+    group_stats: GroupStats,
 }
 
 enum Event {
@@ -142,6 +160,7 @@ impl Shard {
             reclaim: super::compact::Reclaim::new(index_live, kept),
             bytes_since_checkpoint: 0,
             last_checkpoint: std::time::Instant::now(),
+            group_stats: GroupStats::default(),
         }
     }
 
@@ -386,6 +405,7 @@ impl Shard {
                     live_bytes: self.reclaim.live.values().sum(),
                     segments: self.log.segments().count(),
                     segments_reclaimed: self.reclaim.segments_reclaimed,
+                    groups: self.group_stats,
                 }));
             }
             Request::ForgetSegment { shard, segment, reply } => {
@@ -493,10 +513,11 @@ impl Shard {
         if self.group.is_none() && !self.queue.is_empty() {
             self.form_group();
         }
-        if let Some(g) = &self.group
+        if let Some(g) = &mut self.group
             && self.sync.is_none()
             && self.in_flight.first().is_none_or(|t| *t > g.last_ticket)
         {
+            g.sync_started = Some(std::time::Instant::now());
             self.start_sync();
         }
     }
@@ -520,6 +541,13 @@ impl Shard {
         let Some(group) = self.group.take() else {
             return;
         };
+        if let Some(started) = group.sync_started {
+            let s = &mut self.group_stats;
+            s.groups += 1;
+            s.ops += group.ops.len() as u64;
+            s.wait_nanos += started.duration_since(group.formed).as_nanos() as u64;
+            s.sync_nanos += started.elapsed().as_nanos() as u64;
+        }
         if let Err(e) = &r {
             self.poison(e);
         }
@@ -634,7 +662,13 @@ impl Shard {
                 }
             }
         };
-        self.group = Some(Group { last_ticket: last_ticket.unwrap_or(0), ops, done });
+        self.group = Some(Group {
+            last_ticket: last_ticket.unwrap_or(0),
+            ops,
+            done,
+            formed: std::time::Instant::now(),
+            sync_started: None,
+        });
         if last_ticket.is_none() {
             // Nothing was written: answer now (errors carry the poison).
             let r = match &self.poisoned {
