@@ -459,3 +459,32 @@ fn config_file_sets_options() {
     assert!(r.status == 400 || r.status == 403, "{r:?}");
     assert!(std::fs::read_to_string(node.data_dir().join("kaligon-layout")).unwrap().contains("shards=1"));
 }
+
+/// DeleteBucket racing a PutObject into the bucket: one of them must fail
+/// (AWS answers BucketNotEmpty, or NoSuchBucket to the PUT). Both
+/// succeeding leaves an acknowledged object in a bucket that no longer
+/// exists, so it can never be read or listed. The delays move the DELETE
+/// across the PUT's group commit.
+#[test]
+fn delete_bucket_racing_a_put_never_drops_the_object() {
+    let node = Node::start("delete-race", &[]);
+    let rt = rt();
+    rt.block_on(async {
+        let c = sdk(&node.endpoint());
+        let mut both = Vec::new();
+        for round in 0..1000u64 {
+            let b = format!("race{round}");
+            c.create_bucket().bucket(&b).send().await.unwrap();
+            let put = c.put_object().bucket(&b).key("k").body(ByteStream::from(vec![7u8; 4096])).send();
+            let delete = async {
+                tokio::time::sleep(std::time::Duration::from_micros(round % 8 * 25)).await;
+                c.delete_bucket().bucket(&b).send().await
+            };
+            let (p, d) = tokio::join!(put, delete);
+            if p.is_ok() && d.is_ok() {
+                both.push(round);
+            }
+        }
+        assert!(both.is_empty(), "PUT and DeleteBucket both succeeded in rounds {both:?}");
+    });
+}

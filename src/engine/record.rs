@@ -52,6 +52,20 @@ pub enum MetaOp {
 }
 
 impl MetaOp {
+    /// The bucket holding the key or upload this change is about (None for
+    /// changes to a bucket itself).
+    pub fn key_bucket(&self) -> Option<&str> {
+        match self {
+            MetaOp::PutVersion { bucket, .. }
+            | MetaOp::DeleteVersion { bucket, .. }
+            | MetaOp::CreateUpload { bucket, .. }
+            | MetaOp::PutPart { bucket, .. }
+            | MetaOp::AbortUpload { bucket, .. }
+            | MetaOp::CompleteUpload { bucket, .. } => Some(bucket),
+            MetaOp::PutBucket { .. } | MetaOp::DeleteBucket { .. } => None,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::new();
         match self {

@@ -389,7 +389,13 @@ impl Shard {
             }
             Request::Freeze { name, frozen, reply } => {
                 self.buckets().borrow_mut().set_frozen(&name, frozen);
-                let _ = reply.send(Ok(self.index.has_keys(&name)));
+                // Frozen, the bucket refuses changes not yet planned; those
+                // in the group being synced will land, so they count. Else a
+                // DeleteBucket racing a PUT could succeed beside it and leave
+                // an acknowledged object in a deleted bucket.
+                let landing =
+                    self.group.as_ref().is_some_and(|g| g.ops.iter().any(|op| op.key_bucket() == Some(name.as_str())));
+                let _ = reply.send(Ok(self.index.has_keys(&name) || landing));
             }
             Request::OwnedBucket { name, reply } => {
                 let _ = reply.send(Ok(self.index.owned_buckets().get(&name).cloned()));
