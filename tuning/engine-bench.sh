@@ -11,6 +11,10 @@
 # fio runs (skipped where fio is missing, e.g. on the device host):
 #   write1m  1 MiB sequential O_DIRECT writes, QD8, over a laid-out 1 GiB file
 #            (what tuning/bench.sh calls fio write: mostly overwrites);
+#   overdurable1m  write1m with an fdatasync after every 8 writes: the disk's
+#            limit for durable writes over blocks written before, which an
+#            aged node's PUTs are (on a VM whose host caches the image, the
+#            unsynced write1m measures the host's cache, not the disk);
 #   fresh1m  the same into a new fallocated file every run: what a log does
 #            when it appends to new segments;
 #   durable1m  fresh1m with an fdatasync after every 8 writes (8 MiB, about
@@ -20,7 +24,10 @@
 #   sync4k   4 KiB write + fdatasync, QD1.
 # Engine 1 MiB PUTs run on a fresh data directory (every segment a new file)
 # and --aged (a node that has cycled through its disk: every segment a
-# reclaimed file written again, as fio's write1m overwrites its laid-out file).
+# reclaimed file written again, as fio's write1m overwrites its laid-out file),
+# the aged node also with 32 PUTs in flight. Ratios are given both as median
+# over median and as the median of each round's own ratio (the disk drifts
+# between rounds; a round's runs are seconds apart).
 # SCALING: also 4 KiB durable PUTs with each of these shard counts (64 in
 # flight per shard), reported as a ratio to linear from the first count.
 set -euo pipefail
@@ -60,8 +67,10 @@ engine_run() { # name round, bench-engine args...
 for r in $(seq "$REPS"); do
     echo "round $r of $REPS"
     fio_run write1m "$r" --size=1G --rw=write --bs=1M --iodepth=8
-    engine_run put1m "$r" --size 1MiB -c 8
     engine_run put1m_aged "$r" --size 1MiB -c 8 --aged
+    fio_run overdurable1m "$r" --size=1G --rw=write --bs=1M --iodepth=8 --fdatasync=8
+    engine_run put1m_aged32 "$r" --size 1MiB -c 32 --aged
+    engine_run put1m "$r" --size 1MiB -c 8
     rm -f "$DATA/fio.test"
     fio_run fresh1m "$r" --size=16G --rw=write --bs=1M --iodepth=8 --fallocate=native
     rm -f "$DATA/fio.test"
@@ -101,9 +110,10 @@ fmt = lambda vals, p=1: ", ".join(f"{v:,.{p}f}" for v in vals)
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
 mounts = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", "-T", data], capture_output=True, text=True).stdout.strip()
-limits = {k: fio(k, "iops" if k == "sync4k" else "mib") for k in ["write1m", "fresh1m", "durable1m", "read1m", "sync4k"]}
+limits = {k: fio(k, "iops" if k == "sync4k" else "mib") for k in ["write1m", "overdurable1m", "fresh1m", "durable1m", "read1m", "sync4k"]}
 lim_rows = [
     ("fio O_DIRECT sequential write, 1 MiB, QD8, laid-out 1 GiB file", "write1m", "MiB/s"),
+    ("fio the same with fdatasync every 8 MiB (durable overwrites)", "overdurable1m", "MiB/s"),
     ("fio the same into a new fallocated file", "fresh1m", "MiB/s"),
     ("fio the same with fdatasync every 8 MiB (durable appends)", "durable1m", "MiB/s"),
     ("fio O_DIRECT sequential read, 1 MiB, QD8", "read1m", "MiB/s"),
@@ -126,19 +136,33 @@ for label, k, unit in lim_rows:
 text += """
 ## kaligon bench-engine
 
-| load | median | runs | p99 ms | CPU-s per run | ratio |
+| load | median | runs | p99 ms | CPU-s per run | ratio (median over median; median of per-round ratios) |
 |---|---|---|---|---|---|
 """
+def per_round(name, field, k):
+    e = {f.rsplit("-", 1)[1]: json.load(open(f))[field] for f in glob.glob(f"{d}/engine-{name}-*.json")}
+    ratios = []
+    for f in glob.glob(f"{d}/fio-{k}-*.json"):
+        j = json.load(open(f))["jobs"][0]
+        side = j["write"] if j["write"]["io_bytes"] else j["read"]
+        lim = side["bw_bytes"] / 2**20 if k != "sync4k" else side["iops"]
+        r = f.rsplit("-", 1)[1]
+        if r in e and lim:
+            ratios.append(e[r] / lim)
+    return med(ratios) if ratios else None
 def row(label, name, field, *limits_named):
     m, vals, p99, rs = engine(name, field)
     unit = "MiB/s" if field == "mib_per_second" else "ops/s"
-    ratio = "; ".join(f"{m / limits[k][0]:.2f} × {what}" for k, what in limits_named if limits[k][0])
+    ratio = "; ".join(
+        f"{m / limits[k][0]:.2f} ({per_round(name, field, k):.2f}) × {what}" for k, what in limits_named if limits[k][0]
+    )
     cpu = med(j["cpu_seconds"] for j in rs)
     global text
     text += f"| {label} | {m:,.1f} {unit} | {fmt(vals)} | {p99:.2f} | {cpu:.2f} | {ratio} |\n"
     return m
 row("PUT 1 MiB, new keys, 8 in flight", "put1m", "mib_per_second", ("write1m", "fio write"), ("fresh1m", "fio write to a new file"), ("durable1m", "fio durable appends"))
-row("PUT 1 MiB, new keys, 8 in flight, aged node (--aged)", "put1m_aged", "mib_per_second", ("write1m", "fio write"))
+row("PUT 1 MiB, new keys, 8 in flight, aged node (--aged)", "put1m_aged", "mib_per_second", ("write1m", "fio write"), ("overdurable1m", "fio durable overwrites"))
+row("PUT 1 MiB, new keys, 32 in flight, aged node (--aged)", "put1m_aged32", "mib_per_second", ("write1m", "fio write"), ("overdurable1m", "fio durable overwrites"))
 row("GET 1 MiB, 8 in flight, --verify", "get1m", "mib_per_second", ("read1m", "fio read"))
 row("PUT 4 KiB, new keys, 64 in flight", "put4k", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))
 row("PUT 4 KiB, new keys, 256 in flight", "put4k256", "ops_per_second", ("sync4k", "fio write+fdatasync QD1"))
