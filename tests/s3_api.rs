@@ -488,3 +488,34 @@ fn delete_bucket_racing_a_put_never_drops_the_object() {
         assert!(both.is_empty(), "PUT and DeleteBucket both succeeded in rounds {both:?}");
     });
 }
+
+/// In a versioned bucket a DeleteObject of any key adds a delete marker:
+/// racing DeleteBucket, one of the two must fail, or the marker lands in a
+/// deleted bucket (and comes back in a new bucket of the same name).
+#[test]
+fn delete_bucket_racing_a_delete_marker_never_both_succeed() {
+    let node = Node::start("delete-race-marker", &[]);
+    let rt = rt();
+    rt.block_on(async {
+        let c = sdk(&node.endpoint());
+        let mut both = Vec::new();
+        for round in 0..600u64 {
+            let b = format!("marker{round}");
+            c.create_bucket().bucket(&b).send().await.unwrap();
+            let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build();
+            c.put_bucket_versioning().bucket(&b).versioning_configuration(on).send().await.unwrap();
+            let marker = async {
+                tokio::time::sleep(std::time::Duration::from_micros(round % 16 * 100)).await;
+                c.delete_object().bucket(&b).key("ghost").send().await
+            };
+            let delete = c.delete_bucket().bucket(&b).send();
+            let (m, d) = tokio::join!(marker, delete);
+            if m.is_ok() && d.is_ok() {
+                both.push(round);
+            }
+        }
+        assert!(both.is_empty(), "DeleteObject and DeleteBucket both succeeded in rounds {both:?}");
+    });
+}

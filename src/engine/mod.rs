@@ -251,8 +251,11 @@ pub enum Request {
         state: Option<BucketState>,
         reply: Reply<()>,
     },
+    /// Freezes (or thaws) a bucket for the DeleteBucket holding `token`;
+    /// answers whether the shard holds or is landing keys of it.
     Freeze {
         name: String,
+        token: u64,
         frozen: bool,
         reply: Reply<bool>,
     },
@@ -309,8 +312,17 @@ pub struct EngineConfig {
 
 pub struct BucketEntry {
     pub state: BucketState,
-    /// Set while a DeleteBucket checks emptiness; writes are refused.
-    pub frozen: bool,
+    /// The DeleteBuckets checking emptiness right now, by token; writes are
+    /// refused while any is. Each lifts only its own freeze: one that failed
+    /// (BucketNotEmpty) must not thaw the bucket under another that is
+    /// still checking, or a write could land beside that one's delete.
+    frozen_by: Vec<u64>,
+}
+
+impl BucketEntry {
+    pub fn frozen(&self) -> bool {
+        !self.frozen_by.is_empty()
+    }
 }
 
 /// Every bucket, replicated on each core (changed only by its owner shard).
@@ -321,8 +333,8 @@ pub struct BucketTable {
 
 impl BucketTable {
     pub fn insert(&mut self, name: String, state: BucketState) {
-        let frozen = self.map.get(&name).is_some_and(|e| e.frozen);
-        self.map.insert(name, BucketEntry { state, frozen });
+        let frozen_by = self.map.remove(&name).map(|e| e.frozen_by).unwrap_or_default();
+        self.map.insert(name, BucketEntry { state, frozen_by });
     }
     pub fn remove(&mut self, name: &str) {
         self.map.remove(name);
@@ -330,9 +342,13 @@ impl BucketTable {
     pub fn get(&self, name: &str) -> Option<&BucketEntry> {
         self.map.get(name)
     }
-    pub fn set_frozen(&mut self, name: &str, frozen: bool) {
+    /// Adds or lifts the freeze of the DeleteBucket holding `token`.
+    pub fn set_frozen(&mut self, name: &str, token: u64, frozen: bool) {
         if let Some(e) = self.map.get_mut(name) {
-            e.frozen = frozen;
+            e.frozen_by.retain(|t| *t != token);
+            if frozen {
+                e.frozen_by.push(token);
+            }
         }
     }
     pub fn iter(&self) -> impl Iterator<Item = (&String, &BucketEntry)> {
@@ -490,9 +506,11 @@ impl Engine {
         if self.bucket(name).is_none() {
             return Err(Error::NoSuchBucket);
         }
-        let empty = self.freeze_all(name, true).await?;
+        static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let empty = self.freeze_all(name, token, true).await?;
         if !empty {
-            self.freeze_all(name, false).await?;
+            self.freeze_all(name, token, false).await?;
             return Err(Error::BucketNotEmpty);
         }
         let r = self
@@ -503,16 +521,17 @@ impl Engine {
             })
             .await;
         if r.is_err() {
-            self.freeze_all(name, false).await?;
+            self.freeze_all(name, token, false).await?;
         }
         r
     }
 
-    async fn freeze_all(&self, name: &str, frozen: bool) -> Result<bool, Error> {
+    async fn freeze_all(&self, name: &str, token: u64, frozen: bool) -> Result<bool, Error> {
         let mut empty = true;
         for s in 0..self.shards() {
-            let has =
-                self.call(ShardId(s as u32), |reply| Request::Freeze { name: name.into(), frozen, reply }).await?;
+            let has = self
+                .call(ShardId(s as u32), |reply| Request::Freeze { name: name.into(), token, frozen, reply })
+                .await?;
             empty &= !has;
         }
         Ok(empty)
@@ -700,5 +719,30 @@ async fn done(rx: &flume::Receiver<Result<Written, Error>>) -> Result<AlignedBuf
     match rx.recv_async().await.map_err(|_| Error::ShuttingDown)?? {
         Written::Done(buf) => Ok(buf),
         Written::Placed(_) => Err(Error::ShuttingDown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DeleteBucket that gives up lifts its own freeze only: the bucket
+    /// stays frozen for another still checking it, and a state update
+    /// (versioning) keeps the freezes.
+    #[test]
+    fn each_delete_bucket_lifts_only_its_own_freeze() {
+        let mut t = BucketTable::default();
+        let state =
+            BucketState { owner: "a".into(), created_ms: 1, versioning: Versioning::Unversioned, configs: vec![] };
+        t.insert("b".into(), state.clone());
+        t.set_frozen("b", 1, true);
+        t.set_frozen("b", 2, true);
+        t.set_frozen("b", 1, false);
+        assert!(t.get("b").unwrap().frozen(), "the second DeleteBucket's freeze was lifted by the first");
+        t.insert("b".into(), BucketState { versioning: Versioning::Enabled, ..state });
+        assert!(t.get("b").unwrap().frozen());
+        t.set_frozen("b", 2, false);
+        t.set_frozen("b", 2, false);
+        assert!(!t.get("b").unwrap().frozen());
     }
 }

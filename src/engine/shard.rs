@@ -387,8 +387,8 @@ impl Shard {
                 }
                 let _ = reply.send(Ok(()));
             }
-            Request::Freeze { name, frozen, reply } => {
-                self.buckets().borrow_mut().set_frozen(&name, frozen);
+            Request::Freeze { name, token, frozen, reply } => {
+                self.buckets().borrow_mut().set_frozen(&name, token, frozen);
                 // Frozen, the bucket refuses changes not yet planned; those
                 // in the group being synced will land, so they count. Else a
                 // DeleteBucket racing a PUT could succeed beside it and leave
@@ -718,7 +718,7 @@ impl Shard {
             let t = self.buckets().borrow();
             match t.get(&bucket) {
                 None => return refuse(reply, Error::NoSuchBucket),
-                Some(b) if b.frozen => return refuse(reply, Error::OperationAborted),
+                Some(b) if b.frozen() => return refuse(reply, Error::OperationAborted),
                 Some(b) => b.state.versioning,
             }
         };
@@ -811,7 +811,7 @@ impl Shard {
         let op = match change {
             UploadChange::Create(upload) => match self.buckets().borrow().get(&bucket) {
                 None => return refuse(Error::NoSuchBucket),
-                Some(b) if b.frozen => return refuse(Error::OperationAborted),
+                Some(b) if b.frozen() => return refuse(Error::OperationAborted),
                 Some(_) => MetaOp::CreateUpload { bucket, key, upload },
             },
             UploadChange::Abort(id) => match self.index.upload(&bucket, &key, id) {
@@ -864,6 +864,12 @@ impl Shard {
         let versioning = match self.buckets().borrow().get(&d.bucket) {
             None => {
                 let _ = reply.send(Err(Error::NoSuchBucket));
+                return None;
+            }
+            // A DeleteBucket found the bucket empty: in a versioned bucket a
+            // delete adds a marker, which would land in a deleted bucket.
+            Some(b) if b.frozen() => {
+                let _ = reply.send(Err(Error::OperationAborted));
                 return None;
             }
             Some(b) => b.state.versioning,
