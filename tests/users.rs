@@ -3,6 +3,10 @@
 //! one's own, and a taken bucket name is BucketAlreadyExists.
 
 mod common;
+#[path = "common/sign.rs"]
+mod sign;
+
+use std::io::Write;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -151,5 +155,41 @@ fn unknown_user_and_wrong_secret() {
         for (k, s) in [(A_KEY, A_SECRET), (B_KEY, B_SECRET), (ACCESS_KEY, SECRET_KEY)] {
             sdk_with(&node.endpoint(), k, s).list_buckets().send().await.unwrap();
         }
+    });
+}
+
+/// A PutBucketVersioning whose body arrives after its bucket was deleted and
+/// made again by another user changes nothing (NoSuchBucket): it used to
+/// write the state it read at its start over the new bucket, owner
+/// included, handing B's bucket to A.
+#[test]
+fn a_slow_bucket_update_never_takes_over_a_bucket_made_again() {
+    let node = start();
+    let rt = rt();
+    let a = sdk_with(&node.endpoint(), A_KEY, A_SECRET);
+    let b = sdk_with(&node.endpoint(), B_KEY, B_SECRET);
+    rt.block_on(a.create_bucket().bucket("slow").send()).unwrap();
+    let body: &[u8] = b"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+        <Status>Enabled</Status></VersioningConfiguration>";
+    let req = sign::Request::new("PUT", "/slow?versioning", &node.addr.to_string())
+        .body(body.to_vec())
+        .sign_v4(&sign::Creds::new(A_KEY, A_SECRET));
+    let mut s = std::net::TcpStream::connect(node.addr).unwrap();
+    s.write_all(&req.head_bytes()).unwrap();
+    s.write_all(&body[..10]).unwrap();
+    // The node has the head and is waiting for the rest of the body.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rt.block_on(async {
+        a.delete_bucket().bucket("slow").send().await.unwrap();
+        b.create_bucket().bucket("slow").send().await.unwrap();
+    });
+    s.write_all(&body[10..]).unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!((r.status, r.code().as_str()), (404, "NoSuchBucket"), "{}", r.text());
+    rt.block_on(async {
+        let v = b.get_bucket_versioning().bucket("slow").send().await.unwrap();
+        assert_eq!(v.status(), None, "B's new bucket took A's versioning");
+        assert!(names(&b).await.contains(&"slow".to_string()));
+        assert!(!names(&a).await.contains(&"slow".to_string()));
     });
 }

@@ -184,7 +184,15 @@ pub struct DeleteReq {
 
 pub enum BucketChange {
     Create(BucketState),
-    Update(BucketState),
+    /// Replaces the state the request read (`expect`) with `new`. The
+    /// request reads its core's copy and may take long to send its body;
+    /// meanwhile the bucket may be deleted and made again by someone else,
+    /// or changed by another request, and writing `new` over that would
+    /// hand the new bucket to the old owner or undo the other change.
+    Update {
+        expect: BucketState,
+        new: BucketState,
+    },
     Delete,
 }
 
@@ -495,8 +503,11 @@ impl Engine {
         self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
     }
 
-    pub async fn update_bucket(&self, name: &str, state: BucketState) -> Result<(), Error> {
-        let change = BucketChange::Update(state);
+    /// Changes a bucket's state from `expect` (as read) to `new`: NoSuchBucket
+    /// if the bucket was deleted (or deleted and made again) meanwhile,
+    /// OperationAborted if another change came first.
+    pub async fn update_bucket(&self, name: &str, expect: BucketState, new: BucketState) -> Result<(), Error> {
+        let change = BucketChange::Update { expect, new };
         self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
     }
 

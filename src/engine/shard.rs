@@ -836,9 +836,12 @@ impl Shard {
                 Some(_) => return refuse(Error::BucketAlreadyExists),
                 None => MetaOp::PutBucket { name: name.clone(), state },
             },
-            BucketChange::Update(state) => match existing {
-                None => return refuse(Error::NoSuchBucket),
-                Some(_) => MetaOp::PutBucket { name: name.clone(), state },
+            BucketChange::Update { expect, new } => match existing {
+                Some(b) if *b == expect => MetaOp::PutBucket { name: name.clone(), state: new },
+                Some(b) if b.owner == expect.owner && b.created_ms == expect.created_ms => {
+                    return refuse(Error::OperationAborted);
+                }
+                _ => return refuse(Error::NoSuchBucket),
             },
             BucketChange::Delete => match existing {
                 None => return refuse(Error::NoSuchBucket),
@@ -1020,7 +1023,7 @@ fn estimate(q: &Queued) -> usize {
         }
         Queued::Bucket(n, c, _) => {
             let state = match c {
-                BucketChange::Create(s) | BucketChange::Update(s) => Some(s),
+                BucketChange::Create(s) | BucketChange::Update { new: s, .. } => Some(s),
                 BucketChange::Delete => None,
             };
             let configs: usize = state.iter().flat_map(|s| s.configs.iter()).map(|(k, v)| k.len() + v.len() + 16).sum();

@@ -112,7 +112,8 @@ pub async fn get_bucket_versioning(req: &mut Req<'_>) -> Result<Response, S3Erro
 }
 
 pub async fn put_bucket_versioning(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
-    let mut state = existing(req)?;
+    let expect = existing(req)?;
+    let mut state = expect.clone();
     let body = read_small_body(req, conn, 64 << 10).await?;
     if text_of(&body, "MfaDelete")?.is_some_and(|m| m == "Enabled") {
         return Err(S3Error::with_message(S3ErrorCode::NotImplemented, "MFA delete is not implemented"));
@@ -122,6 +123,6 @@ pub async fn put_bucket_versioning(req: &mut Req<'_>, conn: &mut Conn) -> Result
         Some("Suspended") => Versioning::Suspended,
         _ => return Err(S3ErrorCode::MalformedXML.into()),
     };
-    req.ctx.engine.update_bucket(req.bucket(), state).await?;
+    req.ctx.engine.update_bucket(req.bucket(), expect, state).await?;
     Ok(Response::new(200))
 }
