@@ -90,12 +90,7 @@ impl Reclaim {
 
     /// Adjusts live bytes for an applied change.
     pub fn account(&mut self, op: &MetaOp, freed: &[Extent]) {
-        let added: &[Extent] = match op {
-            MetaOp::PutVersion { version, .. } | MetaOp::CompleteUpload { version, .. } => &version.extents,
-            MetaOp::PutPart { part, .. } => &part.extents,
-            _ => &[],
-        };
-        for e in added {
+        for e in op.added_extents() {
             *self.live.entry(e.segment).or_default() += e.len;
         }
         for e in freed {
@@ -323,8 +318,13 @@ impl Shard {
         if !self.reclaim.reclaimable.is_empty() {
             self.bytes_since_checkpoint = self.bytes_since_checkpoint.max(1);
         }
+        // A change in the group being synced was planned while its data's
+        // segment still existed; its data becomes live when the group is
+        // applied, so that segment must stay.
+        let landing: HashSet<SegmentId> =
+            self.group_ops().flat_map(|op| op.added_extents()).map(|e| e.segment).collect();
         for segment in due {
-            if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 {
+            if self.reclaim.live.get(&segment).copied().unwrap_or(0) > 0 || landing.contains(&segment) {
                 continue;
             }
             let unlink = self.log.remove_segment(segment);

@@ -7,7 +7,7 @@
 //! (`engine::codec`). Op codes are part of the format; never reuse one.
 
 use super::codec::{Dec, DecodeError, Enc};
-use super::types::{BucketState, Part, Upload, UploadId, Version, VersionId};
+use super::types::{BucketState, Extent, Part, Upload, UploadId, Version, VersionId};
 
 const OP_PUT_VERSION: u8 = 1;
 const OP_DELETE_VERSION: u8 = 2;
@@ -63,6 +63,15 @@ impl MetaOp {
             | MetaOp::AbortUpload { bucket, .. }
             | MetaOp::CompleteUpload { bucket, .. } => Some(bucket),
             MetaOp::PutBucket { .. } | MetaOp::DeleteBucket { .. } => None,
+        }
+    }
+
+    /// The data this change makes live: a new version's or a part's extents.
+    pub fn added_extents(&self) -> &[Extent] {
+        match self {
+            MetaOp::PutVersion { version, .. } | MetaOp::CompleteUpload { version, .. } => &version.extents,
+            MetaOp::PutPart { part, .. } => &part.extents,
+            _ => &[],
         }
     }
 

@@ -127,14 +127,12 @@ struct DataRecords<'a> {
 impl DataRecords<'_> {
     /// Whether every data record the change names is in the log.
     fn all_there(&mut self, op: &MetaOp) -> bool {
-        let extents: &[Extent] = match op {
-            MetaOp::PutVersion { version, .. } => &version.extents,
-            MetaOp::PutPart { part, .. } => &part.extents,
-            // Completion names parts whose own records were checked when
-            // they were applied (a part is applied only after its sync).
-            _ => return true,
-        };
-        extents.iter().flat_map(|e| e.records()).all(|r| self.there(r))
+        // Completion names parts whose own records were checked when they
+        // were applied (a part is applied only after its sync).
+        if matches!(op, MetaOp::CompleteUpload { .. }) {
+            return true;
+        }
+        op.added_extents().iter().flat_map(|e| e.records()).all(|r| self.there(r))
     }
 
     fn there(&mut self, r: Extent) -> bool {

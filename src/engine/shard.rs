@@ -502,6 +502,11 @@ impl Shard {
         Ok(extent)
     }
 
+    /// The changes of the group being written and synced.
+    pub(super) fn group_ops(&self) -> impl Iterator<Item = &MetaOp> {
+        self.group.iter().flat_map(|g| g.ops.iter())
+    }
+
     fn ticket(&mut self) -> u64 {
         let t = self.next_ticket;
         self.next_ticket += 1;
