@@ -719,3 +719,72 @@ fn kill9_during_uploads_and_completions() {
         });
     }
 }
+
+/// UploadPart racing CompleteMultipartUpload that names the part's earlier
+/// ETag: AWS fails one of them (InvalidPart, or NoSuchUpload for the part).
+/// Both answered 200 means an acknowledged part that is in no object, or
+/// a part stored into an upload that had ended.
+#[test]
+fn a_part_racing_its_uploads_completion_never_both_succeed() {
+    let node = Node::start("mp-part-race", &[]);
+    let rt = rt();
+    rt.block_on(async {
+        let c = sdk(&node.endpoint());
+        c.create_bucket().bucket("race").send().await.unwrap();
+        // Other writes keep a group in flight, so both calls can queue
+        // behind it and meet in the next one.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load: Vec<_> = (0..16)
+            .map(|i| {
+                let (c, stop) = (c.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let body = ByteStream::from(vec![3u8; 64]);
+                        c.put_object().bucket("race").key(format!("load{i}")).body(body).send().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut both = Vec::new();
+        for round in 0..300u64 {
+            let key = format!("k{round}");
+            let up = c.create_multipart_upload().bucket("race").key(&key).send().await.unwrap();
+            let id = up.upload_id().unwrap();
+            let first = c
+                .upload_part()
+                .bucket("race")
+                .key(&key)
+                .upload_id(id)
+                .part_number(1)
+                .body(ByteStream::from(vec![1u8; 100]))
+                .send()
+                .await
+                .unwrap();
+            let done = CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(first.e_tag().unwrap()).build())
+                .build();
+            let again = async {
+                tokio::time::sleep(Duration::from_micros(round % 8 * 25)).await;
+                c.upload_part()
+                    .bucket("race")
+                    .key(&key)
+                    .upload_id(id)
+                    .part_number(1)
+                    .body(ByteStream::from(vec![2u8; 100]))
+                    .send()
+                    .await
+            };
+            let complete =
+                c.complete_multipart_upload().bucket("race").key(&key).upload_id(id).multipart_upload(done).send();
+            let (p, d) = tokio::join!(again, complete);
+            if p.is_ok() && d.is_ok() {
+                both.push(round);
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for l in load {
+            l.await.unwrap();
+        }
+        assert!(both.is_empty(), "UploadPart and CompleteMultipartUpload both succeeded in rounds {both:?}");
+    });
+}

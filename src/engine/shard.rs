@@ -631,7 +631,11 @@ impl Shard {
                 Queued::Bucket(n, _, _) => (n.clone(), String::new()),
                 Queued::Relocate(r) => (r.bucket.clone(), r.key.clone()),
             };
-            if touched.contains(&id) || batch.used + estimate(&q) > batch.limit {
+            let upload = upload_marks(&q);
+            if touched.contains(&id)
+                || upload.as_ref().is_some_and(|(waits_for, _)| touched.contains(waits_for))
+                || batch.used + estimate(&q) > batch.limit
+            {
                 deferred.push_back(q);
                 continue;
             }
@@ -653,6 +657,7 @@ impl Shard {
             match planned {
                 Some((Some(op), d)) => {
                     touched.insert(id);
+                    touched.extend(upload.map(|(_, mark)| mark));
                     batch.push_meta(&mut self.log, &op);
                     ops.push(op);
                     done.push(d);
@@ -1008,6 +1013,25 @@ fn part_extents(u: &super::types::Upload, parts: &[(u32, [u8; 16], u64)]) -> Res
 }
 
 const SLACK: usize = 1024;
+
+/// For a part, and for the completion or abort of an upload: what in the
+/// group makes it wait, and what it marks. Parts of one upload may share a
+/// group, but never with the upload's end: a completion is checked against
+/// the parts applied before it, and a part after the end must find no
+/// upload (AWS: InvalidPart or NoSuchUpload, never both calls answered 200).
+fn upload_marks(q: &Queued) -> Option<((String, String), (String, String))> {
+    let (bucket, key, upload, end) = match q {
+        Queued::Commit(c, _) => match &c.target {
+            Target::Part { upload, .. } => (&c.bucket, &c.key, *upload, false),
+            Target::Complete { upload, .. } => (&c.bucket, &c.key, *upload, true),
+            Target::Object => return None,
+        },
+        Queued::Upload(b, k, UploadChange::Abort(upload), _) => (b, k, *upload, true),
+        _ => return None,
+    };
+    let mark = |what: &str| (bucket.clone(), format!("{key}\0{upload}\0{what}"));
+    Some(if end { (mark("parts"), mark("end")) } else { (mark("end"), mark("parts")) })
+}
 
 fn commit_estimate(c: &Commit) -> usize {
     let data = c.tail.as_ref().map_or(0, |t| packed_len(t.len));
