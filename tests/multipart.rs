@@ -764,7 +764,7 @@ fn a_part_racing_its_uploads_completion_never_both_succeed() {
                 .parts(CompletedPart::builder().part_number(1).e_tag(first.e_tag().unwrap()).build())
                 .build();
             let again = async {
-                tokio::time::sleep(Duration::from_micros(round % 8 * 25)).await;
+                pause_micros(round % 8 * 25).await;
                 c.upload_part()
                     .bucket("race")
                     .key(&key)

@@ -477,7 +477,7 @@ fn delete_bucket_racing_a_put_never_drops_the_object() {
             c.create_bucket().bucket(&b).send().await.unwrap();
             let put = c.put_object().bucket(&b).key("k").body(ByteStream::from(vec![7u8; 4096])).send();
             let delete = async {
-                tokio::time::sleep(std::time::Duration::from_micros(round % 8 * 25)).await;
+                pause_micros(round % 8 * 25).await;
                 c.delete_bucket().bucket(&b).send().await
             };
             let (p, d) = tokio::join!(put, delete);
@@ -507,7 +507,7 @@ fn delete_bucket_racing_a_delete_marker_never_both_succeed() {
                 .build();
             c.put_bucket_versioning().bucket(&b).versioning_configuration(on).send().await.unwrap();
             let marker = async {
-                tokio::time::sleep(std::time::Duration::from_micros(round % 16 * 100)).await;
+                pause_micros(round % 16 * 100).await;
                 c.delete_object().bucket(&b).key("ghost").send().await
             };
             let delete = c.delete_bucket().bucket(&b).send();

@@ -193,7 +193,12 @@ pub enum BucketChange {
         expect: BucketState,
         new: BucketState,
     },
-    Delete,
+    /// Deletes the bucket `owner` created at `created_ms` (read when the
+    /// request was authorised), not one of the same name made again since.
+    Delete {
+        owner: String,
+        created_ms: i64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -505,7 +510,8 @@ impl Engine {
 
     /// Changes a bucket's state from `expect` (as read) to `new`: NoSuchBucket
     /// if the bucket was deleted (or deleted and made again) meanwhile,
-    /// OperationAborted if another change came first.
+    /// OperationAborted if a different change came first (AWS lets the last
+    /// one win; here the client retries a conflict it can see).
     pub async fn update_bucket(&self, name: &str, expect: BucketState, new: BucketState) -> Result<(), Error> {
         let change = BucketChange::Update { expect, new };
         self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
@@ -514,38 +520,47 @@ impl Engine {
     /// Deletes an empty bucket: freezes it on every core (refusing new
     /// writes), checks that no core holds a key, then removes it.
     pub async fn delete_bucket(&self, name: &str) -> Result<(), Error> {
-        if self.bucket(name).is_none() {
+        // Read before the first await: the state the request was authorised
+        // against (the copy changes only between awaits).
+        let Some(state) = self.bucket(name) else {
             return Err(Error::NoSuchBucket);
-        }
+        };
         static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let empty = self.freeze_all(name, token, true).await?;
-        if !empty {
-            self.freeze_all(name, token, false).await?;
-            return Err(Error::BucketNotEmpty);
-        }
-        let r = self
-            .call(self.bucket_owner(name), |reply| Request::PutBucket {
-                name: name.into(),
-                change: BucketChange::Delete,
-                reply,
-            })
-            .await;
+        let r = match self.freeze_all(name, token).await {
+            Ok(true) => {
+                let change = BucketChange::Delete { owner: state.owner, created_ms: state.created_ms };
+                let owner = self.bucket_owner(name);
+                self.call(owner, |reply| Request::PutBucket { name: name.into(), change, reply }).await
+            }
+            Ok(false) => Err(Error::BucketNotEmpty),
+            Err(e) => Err(e),
+        };
         if r.is_err() {
-            self.freeze_all(name, token, false).await?;
+            self.thaw_all(name, token).await;
         }
         r
     }
 
-    async fn freeze_all(&self, name: &str, token: u64, frozen: bool) -> Result<bool, Error> {
+    /// Freezes the bucket on every shard for DeleteBucket `token`; whether
+    /// no shard holds or is landing a key of it.
+    async fn freeze_all(&self, name: &str, token: u64) -> Result<bool, Error> {
         let mut empty = true;
         for s in 0..self.shards() {
             let has = self
-                .call(ShardId(s as u32), |reply| Request::Freeze { name: name.into(), token, frozen, reply })
+                .call(ShardId(s as u32), |reply| Request::Freeze { name: name.into(), token, frozen: true, reply })
                 .await?;
             empty &= !has;
         }
         Ok(empty)
+    }
+
+    /// Lifts DeleteBucket `token`'s freeze on every shard it can reach.
+    async fn thaw_all(&self, name: &str, token: u64) {
+        for s in 0..self.shards() {
+            let thaw = |reply| Request::Freeze { name: name.into(), token, frozen: false, reply };
+            let _ = self.call(ShardId(s as u32), thaw).await;
+        }
     }
 
     /// Starts writing an object; bytes go to the key's owning shard.

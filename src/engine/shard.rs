@@ -393,8 +393,7 @@ impl Shard {
                 // in the group being synced will land, so they count. Else a
                 // DeleteBucket racing a PUT could succeed beside it and leave
                 // an acknowledged object in a deleted bucket.
-                let landing =
-                    self.group.as_ref().is_some_and(|g| g.ops.iter().any(|op| op.key_bucket() == Some(name.as_str())));
+                let landing = self.group_ops().any(|op| op.key_bucket() == Some(name.as_str()));
                 let _ = reply.send(Ok(self.index.has_keys(&name) || landing));
             }
             Request::OwnedBucket { name, reply } => {
@@ -621,7 +620,8 @@ impl Shard {
         let mut ops = Vec::new();
         while let Some(q) = self.queue.pop_front() {
             let id = match &q {
-                // Parts of one key may share a group: each only needs its upload.
+                // Parts of one key may share a group: each only needs its
+                // upload (but never with the upload's end: upload_marks).
                 Queued::Commit(c, _) if let Target::Part { upload, number } = &c.target => {
                     (c.bucket.clone(), format!("{}\0{upload}\0{number}", c.key))
                 }
@@ -847,15 +847,18 @@ impl Shard {
                 None => MetaOp::PutBucket { name: name.clone(), state },
             },
             BucketChange::Update { expect, new } => match existing {
-                Some(b) if *b == expect => MetaOp::PutBucket { name: name.clone(), state: new },
+                // Or already as asked (two identical PutBucketVersioning at once).
+                Some(b) if *b == expect || *b == new => MetaOp::PutBucket { name: name.clone(), state: new },
                 Some(b) if b.owner == expect.owner && b.created_ms == expect.created_ms => {
                     return refuse(Error::OperationAborted);
                 }
                 _ => return refuse(Error::NoSuchBucket),
             },
-            BucketChange::Delete => match existing {
-                None => return refuse(Error::NoSuchBucket),
-                Some(_) => MetaOp::DeleteBucket { name: name.clone() },
+            BucketChange::Delete { owner, created_ms } => match existing {
+                Some(b) if b.owner == owner && b.created_ms == created_ms => {
+                    MetaOp::DeleteBucket { name: name.clone() }
+                }
+                _ => return refuse(Error::NoSuchBucket),
             },
         };
         let state = match &op {
@@ -874,18 +877,12 @@ impl Shard {
         d: DeleteReq,
         reply: Reply<DeleteOutcome>,
     ) -> Option<(Option<MetaOp>, Reply<DeleteOutcome>, DeleteOutcome)> {
-        let versioning = match self.buckets().borrow().get(&d.bucket) {
+        let (versioning, frozen) = match self.buckets().borrow().get(&d.bucket) {
             None => {
                 let _ = reply.send(Err(Error::NoSuchBucket));
                 return None;
             }
-            // A DeleteBucket found the bucket empty: in a versioned bucket a
-            // delete adds a marker, which would land in a deleted bucket.
-            Some(b) if b.frozen() => {
-                let _ = reply.send(Err(Error::OperationAborted));
-                return None;
-            }
-            Some(b) => b.state.versioning,
+            Some(b) => (b.state.versioning, b.frozen()),
         };
         let DeleteReq { bucket, key, version, now_ms } = d;
         if let Some(id) = version {
@@ -901,6 +898,13 @@ impl Shard {
                 return Some((None, reply, outcome));
             }
             return Some((Some(MetaOp::DeleteVersion { bucket, key, id: VersionId::NULL }), reply, outcome));
+        }
+        // A delete marker is something stored: not while a DeleteBucket
+        // checks the bucket, or it could land in a deleted bucket (and come
+        // back in a new one of the same name). Removals need no such care.
+        if frozen {
+            let _ = reply.send(Err(Error::OperationAborted));
+            return None;
         }
         let id = if versioning == Versioning::Enabled { VersionId::generate(now_nanos()) } else { VersionId::NULL };
         let version = Version {
@@ -1053,7 +1057,7 @@ fn estimate(q: &Queued) -> usize {
         Queued::Bucket(n, c, _) => {
             let state = match c {
                 BucketChange::Create(s) | BucketChange::Update { new: s, .. } => Some(s),
-                BucketChange::Delete => None,
+                BucketChange::Delete { .. } => None,
             };
             let configs: usize = state.iter().flat_map(|s| s.configs.iter()).map(|(k, v)| k.len() + v.len() + 16).sum();
             packed_len(n.len() + configs + SLACK)

@@ -304,3 +304,13 @@ pub fn locked_version(krate: &str) -> String {
 pub fn record_rust_sdk(part: &str, scenarios: &[&str]) {
     record_lane("aws-sdk-s3 (Rust)", &locked_version("aws-sdk-s3"), part, scenarios);
 }
+
+/// Lets `micros` microseconds pass, yielding to the other futures of the
+/// task meanwhile (tokio's timer counts whole milliseconds, too coarse to
+/// move one request across another's group commit).
+pub async fn pause_micros(micros: u64) {
+    let until = std::time::Instant::now() + std::time::Duration::from_micros(micros);
+    while std::time::Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+}
