@@ -157,6 +157,12 @@ fn an_aged_run_writes_into_reclaimed_segment_files() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no pool report: {stdout}"));
     assert!(waiting >= 4, "the pool did not fill: {stdout}");
-    assert!(field(&json, "reused_segments") >= 4.0, "{json}");
+    // An 8 MiB segment holds 7 records of 1 MiB. Every roll-over after the
+    // first (which may take a spare made before the pool filled) goes into
+    // a reclaimed file; a disk slowed to a few MiB/s (once on a loaded
+    // 2-core run: 13 PUTs in the second) leaves fewer roll-overs to check.
+    let rollovers = field(&json, "ops") as u64 / 7;
+    let expected = rollovers.saturating_sub(1).min(4);
+    assert!(field(&json, "reused_segments") >= expected as f64, "{expected} expected: {json}");
     let _ = std::fs::remove_dir_all(dir);
 }
