@@ -745,8 +745,7 @@ fn a_part_racing_its_uploads_completion_never_both_succeed() {
                 })
             })
             .collect();
-        let mut both = Vec::new();
-        for round in 0..300u64 {
+        let both = rounds_where_both_succeed(300, async |round| {
             let key = format!("k{round}");
             let up = c.create_multipart_upload().bucket("race").key(&key).send().await.unwrap();
             let id = up.upload_id().unwrap();
@@ -777,10 +776,9 @@ fn a_part_racing_its_uploads_completion_never_both_succeed() {
             let complete =
                 c.complete_multipart_upload().bucket("race").key(&key).upload_id(id).multipart_upload(done).send();
             let (p, d) = tokio::join!(again, complete);
-            if p.is_ok() && d.is_ok() {
-                both.push(round);
-            }
-        }
+            p.is_ok() && d.is_ok()
+        })
+        .await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for l in load {
             l.await.unwrap();

@@ -471,8 +471,7 @@ fn delete_bucket_racing_a_put_never_drops_the_object() {
     let rt = rt();
     rt.block_on(async {
         let c = sdk(&node.endpoint());
-        let mut both = Vec::new();
-        for round in 0..1000u64 {
+        let both = rounds_where_both_succeed(1000, async |round| {
             let b = format!("race{round}");
             c.create_bucket().bucket(&b).send().await.unwrap();
             let put = c.put_object().bucket(&b).key("k").body(ByteStream::from(vec![7u8; 4096])).send();
@@ -481,10 +480,9 @@ fn delete_bucket_racing_a_put_never_drops_the_object() {
                 c.delete_bucket().bucket(&b).send().await
             };
             let (p, d) = tokio::join!(put, delete);
-            if p.is_ok() && d.is_ok() {
-                both.push(round);
-            }
-        }
+            p.is_ok() && d.is_ok()
+        })
+        .await;
         assert!(both.is_empty(), "PUT and DeleteBucket both succeeded in rounds {both:?}");
     });
 }
@@ -498,8 +496,7 @@ fn delete_bucket_racing_a_delete_marker_never_both_succeed() {
     let rt = rt();
     rt.block_on(async {
         let c = sdk(&node.endpoint());
-        let mut both = Vec::new();
-        for round in 0..600u64 {
+        let both = rounds_where_both_succeed(600, async |round| {
             let b = format!("marker{round}");
             c.create_bucket().bucket(&b).send().await.unwrap();
             let on = aws_sdk_s3::types::VersioningConfiguration::builder()
@@ -512,10 +509,9 @@ fn delete_bucket_racing_a_delete_marker_never_both_succeed() {
             };
             let delete = c.delete_bucket().bucket(&b).send();
             let (m, d) = tokio::join!(marker, delete);
-            if m.is_ok() && d.is_ok() {
-                both.push(round);
-            }
-        }
+            m.is_ok() && d.is_ok()
+        })
+        .await;
         assert!(both.is_empty(), "DeleteObject and DeleteBucket both succeeded in rounds {both:?}");
     });
 }

@@ -314,3 +314,15 @@ pub async fn pause_micros(micros: u64) {
         tokio::task::yield_now().await;
     }
 }
+
+/// Runs `race` for rounds 0..`rounds`; the rounds in which it says both of
+/// its racing calls succeeded (where AWS would fail one of them).
+pub async fn rounds_where_both_succeed(rounds: u64, mut race: impl AsyncFnMut(u64) -> bool) -> Vec<u64> {
+    let mut both = Vec::new();
+    for round in 0..rounds {
+        if race(round).await {
+            both.push(round);
+        }
+    }
+    both
+}
