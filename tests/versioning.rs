@@ -222,3 +222,29 @@ fn list_object_versions_paginates_many_versions_of_one_key() {
         assert_eq!(state.status, Some(BucketVersioningStatus::Enabled));
     });
 }
+
+/// PutBucketVersioning calls at once all succeed and the last one wins, as
+/// in AWS (the owner applies each over the state it finds).
+#[test]
+fn concurrent_versioning_changes_all_succeed() {
+    let node = Node::start("versioning-concurrent", &[]);
+    let rt = rt();
+    rt.block_on(async {
+        let c = sdk(&node.endpoint());
+        c.create_bucket().bucket("flip").send().await.unwrap();
+        for _ in 0..50 {
+            let set = |status| {
+                let conf = aws_sdk_s3::types::VersioningConfiguration::builder().status(status).build();
+                c.put_bucket_versioning().bucket("flip").versioning_configuration(conf).send()
+            };
+            let (on, off) = tokio::join!(
+                set(aws_sdk_s3::types::BucketVersioningStatus::Enabled),
+                set(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+            );
+            on.unwrap();
+            off.unwrap();
+            let now = c.get_bucket_versioning().bucket("flip").send().await.unwrap();
+            assert!(now.status().is_some());
+        }
+    });
+}

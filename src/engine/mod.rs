@@ -509,9 +509,9 @@ impl Engine {
     }
 
     /// Changes a bucket's state from `expect` (as read) to `new`: NoSuchBucket
-    /// if the bucket was deleted (or deleted and made again) meanwhile,
-    /// OperationAborted if a different change came first (AWS lets the last
-    /// one win; here the client retries a conflict it can see).
+    /// if the bucket was deleted (or deleted and made again) meanwhile. If
+    /// another change came first, a versioning change still applies (the
+    /// last one wins, as in AWS); anything else is OperationAborted.
     pub async fn update_bucket(&self, name: &str, expect: BucketState, new: BucketState) -> Result<(), Error> {
         let change = BucketChange::Update { expect, new };
         self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await

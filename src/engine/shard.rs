@@ -849,10 +849,18 @@ impl Shard {
             BucketChange::Update { expect, new } => match existing {
                 // Or already as asked (two identical PutBucketVersioning at once).
                 Some(b) if *b == expect || *b == new => MetaOp::PutBucket { name: name.clone(), state: new },
-                Some(b) if b.owner == expect.owner && b.created_ms == expect.created_ms => {
-                    return refuse(Error::OperationAborted);
+                Some(b) if b.owner != expect.owner || b.created_ms != expect.created_ms => {
+                    return refuse(Error::NoSuchBucket);
                 }
-                _ => return refuse(Error::NoSuchBucket),
+                // Another versioning change came first: the last one wins, as
+                // in AWS. (Same configuration documents, so the record is the
+                // size `estimate` reserved.)
+                Some(b) if b.configs == new.configs => {
+                    let state = BucketState { versioning: new.versioning, ..b.clone() };
+                    MetaOp::PutBucket { name: name.clone(), state }
+                }
+                Some(_) => return refuse(Error::OperationAborted),
+                None => return refuse(Error::NoSuchBucket),
             },
             BucketChange::Delete { owner, created_ms } => match existing {
                 Some(b) if b.owner == owner && b.created_ms == created_ms => {
