@@ -348,10 +348,7 @@ async fn drive(core: usize, engine: Engine, run: Arc<Run>) {
                     t.reused_segments += s.reused_segments;
                     t.segments_reclaimed += s.segments_reclaimed;
                     t.segments += s.segments;
-                    t.groups.groups += s.groups.groups;
-                    t.groups.ops += s.groups.ops;
-                    t.groups.wait_nanos += s.groups.wait_nanos;
-                    t.groups.sync_nanos += s.groups.sync_nanos;
+                    t.groups.add(&s.groups);
                 }
                 total.shards = Some(t);
             }

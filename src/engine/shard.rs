@@ -84,6 +84,16 @@ pub struct GroupStats {
     pub sync_nanos: u64,
 }
 
+impl GroupStats {
+    /// Adds another shard's counters.
+    pub fn add(&mut self, o: &GroupStats) {
+        self.groups += o.groups;
+        self.ops += o.ops;
+        self.wait_nanos += o.wait_nanos;
+        self.sync_nanos += o.sync_nanos;
+    }
+}
+
 pub struct Shard {
     pub index: Index,
     pub log: Log,
@@ -847,14 +857,11 @@ impl Shard {
                 None => MetaOp::PutBucket { name: name.clone(), state },
             },
             BucketChange::Update { expect, new } => match existing {
-                // Or already as asked (two identical PutBucketVersioning at once).
-                Some(b) if *b == expect || *b == new => MetaOp::PutBucket { name: name.clone(), state: new },
-                Some(b) if b.owner != expect.owner || b.created_ms != expect.created_ms => {
-                    return refuse(Error::NoSuchBucket);
-                }
-                // Another versioning change came first: the last one wins, as
-                // in AWS. (Same configuration documents, so the record is the
-                // size `estimate` reserved.)
+                Some(b) if *b == expect => MetaOp::PutBucket { name: name.clone(), state: new },
+                Some(b) if !b.is(&expect.owner, expect.created_ms) => return refuse(Error::NoSuchBucket),
+                // Another versioning change came first (or the same one): the
+                // last one wins, as in AWS. (Same configuration documents, so
+                // the record is the size `estimate` reserved.)
                 Some(b) if b.configs == new.configs => {
                     let state = BucketState { versioning: new.versioning, ..b.clone() };
                     MetaOp::PutBucket { name: name.clone(), state }
@@ -863,9 +870,7 @@ impl Shard {
                 None => return refuse(Error::NoSuchBucket),
             },
             BucketChange::Delete { owner, created_ms } => match existing {
-                Some(b) if b.owner == owner && b.created_ms == created_ms => {
-                    MetaOp::DeleteBucket { name: name.clone() }
-                }
+                Some(b) if b.is(&owner, created_ms) => MetaOp::DeleteBucket { name: name.clone() },
                 _ => return refuse(Error::NoSuchBucket),
             },
         };

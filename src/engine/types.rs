@@ -319,6 +319,12 @@ pub struct BucketState {
 }
 
 impl BucketState {
+    /// Whether this is the bucket `owner` created at `created_ms`, not one
+    /// of the same name made again since.
+    pub fn is(&self, owner: &str, created_ms: i64) -> bool {
+        self.owner == owner && self.created_ms == created_ms
+    }
+
     pub fn config(&self, name: &str) -> Option<&[u8]> {
         self.configs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
     }
