@@ -43,6 +43,14 @@ pub struct Config {
     /// live data plus a few segments per shard.
     pub compaction_live_ratio: f64,
 
+    // Lifecycle
+    /// Test knob: one lifecycle "day" lasts this many seconds, due times do
+    /// not round to day boundaries, and the worker passes at least every
+    /// quarter of it (like Ceph's rgw_lc_debug_interval). Never in production.
+    pub lifecycle_day_secs: Option<u64>,
+    /// Time between the starts of two lifecycle passes over a shard's keys.
+    pub lifecycle_interval_ms: u64,
+
     // HTTP limits
     pub header_bytes_max: usize,
     pub header_count_max: usize,
@@ -82,6 +90,8 @@ impl Default for Config {
             checkpoint_interval_ms: 60_000,
             checkpoint_bytes: 1 << 30,
             compaction_live_ratio: 0.5,
+            lifecycle_day_secs: None,
+            lifecycle_interval_ms: 600_000,
             header_bytes_max: 64 << 10,
             header_count_max: 128,
             connections_max: 4096,
@@ -152,6 +162,13 @@ pub struct ServeArgs {
     /// Log bytes written between checkpoints.
     #[arg(long)]
     pub checkpoint_bytes: Option<u64>,
+    /// Test knob: a lifecycle "day" lasts this many seconds (no rounding to
+    /// midnight; the worker runs at least every quarter of it).
+    #[arg(long)]
+    pub lifecycle_day_secs: Option<u64>,
+    /// Milliseconds between lifecycle passes. Default: 600000
+    #[arg(long)]
+    pub lifecycle_interval_ms: Option<u64>,
 }
 
 impl Config {
@@ -178,8 +195,12 @@ impl Config {
             segment_bytes,
             segment_reuse_max,
             checkpoint_interval_ms,
-            checkpoint_bytes
+            checkpoint_bytes,
+            lifecycle_interval_ms
         );
+        if args.lifecycle_day_secs.is_some() {
+            c.lifecycle_day_secs = args.lifecycle_day_secs;
+        }
         if args.users.is_some() {
             c.users = args.users.clone();
         }
@@ -201,6 +222,9 @@ impl Config {
         if self.shards == 0 || self.shards > 1024 {
             return Err(Error::Invalid("shards must be between 1 and 1024".into()));
         }
+        if self.lifecycle_day_secs == Some(0) || self.lifecycle_interval_ms == 0 {
+            return Err(Error::Invalid("lifecycle_day_secs and lifecycle_interval_ms must be positive".into()));
+        }
         if self.data.is_empty() {
             return Err(Error::Invalid("at least one data directory is needed".into()));
         }
@@ -209,6 +233,15 @@ impl Config {
 
     /// The directory of each shard: shards are spread over the data
     /// directories round-robin.
+    /// How often the lifecycle worker passes over a shard's keys.
+    pub fn lifecycle_pass_interval(&self) -> std::time::Duration {
+        let ms = match self.lifecycle_day_secs {
+            Some(s) => self.lifecycle_interval_ms.min((s * 1000 / 4).max(100)),
+            None => self.lifecycle_interval_ms,
+        };
+        std::time::Duration::from_millis(ms)
+    }
+
     pub fn shard_dirs(&self) -> Vec<PathBuf> {
         (0..self.shards).map(|i| self.data[i % self.data.len()].join(format!("shard-{i:03}"))).collect()
     }

@@ -180,6 +180,38 @@ pub struct DeleteReq {
     pub key: String,
     pub version: Option<VersionId>,
     pub now_ms: i64,
+    /// A lifecycle action's check, made where the delete is planned.
+    pub guard: Option<Guard>,
+}
+
+/// What a lifecycle action saw when it decided: the delete goes ahead only
+/// if the version it acts on (the one named, else the current one) is still
+/// the one of sequence `seq`, and with `sole`, the key's only version. A
+/// write that came in meanwhile is never expired by a rule that did not
+/// see it. A failed check answers PreconditionFailed and changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub seq: u64,
+    pub sole: bool,
+}
+
+/// PutObjectTagging / DeleteObjectTagging: replaces the tag set of one
+/// version (the current one when `version` is None); data and other
+/// metadata stay as they are.
+#[derive(Clone)]
+pub struct TagReq {
+    pub bucket: String,
+    pub key: String,
+    pub version: Option<VersionId>,
+    pub tags: Vec<(String, String)>,
+    /// Log bytes the owner reserves for the record (set by the owner).
+    reserve: usize,
+}
+
+/// One key's versions as a lifecycle scan sees them (newest first).
+pub struct ScannedKey {
+    pub key: String,
+    pub versions: Vec<Version>,
 }
 
 pub enum BucketChange {
@@ -198,6 +230,16 @@ pub enum BucketChange {
     Delete {
         owner: String,
         created_ms: i64,
+    },
+    /// Sets (or with None removes) one configuration document of the
+    /// bucket `owner` created at `created_ms`, leaving the rest of its state
+    /// as it is now: concurrent changes to other parts both stay, and of
+    /// two changes to the same document the last one wins, as in AWS.
+    SetConfig {
+        owner: String,
+        created_ms: i64,
+        name: String,
+        doc: Option<Vec<u8>>,
     },
 }
 
@@ -233,6 +275,20 @@ pub enum Request {
     },
     Commit(Box<Commit>, Reply<CommitOutcome>),
     Delete(DeleteReq, Reply<DeleteOutcome>),
+    /// Answers the version id whose tags were replaced.
+    SetTags(TagReq, Reply<VersionId>),
+    /// Up to `limit` keys of `bucket` held by this shard, after `after`.
+    ScanKeys {
+        bucket: String,
+        after: Option<String>,
+        limit: usize,
+        reply: Reply<Vec<ScannedKey>>,
+    },
+    /// Every upload in progress of `bucket` on this shard: (key, id, initiated).
+    ScanUploads {
+        bucket: String,
+        reply: Reply<Vec<(String, UploadId, i64)>>,
+    },
     PutBucket {
         name: String,
         change: BucketChange,
@@ -585,8 +641,72 @@ impl Engine {
         version: Option<VersionId>,
         now_ms: i64,
     ) -> Result<DeleteOutcome, Error> {
-        let req = DeleteReq { bucket: bucket.into(), key: key.into(), version, now_ms };
+        let req = DeleteReq { bucket: bucket.into(), key: key.into(), version, now_ms, guard: None };
         self.call(self.owner(bucket, key), |reply| Request::Delete(req, reply)).await
+    }
+
+    /// A delete that happens only if `guard` still holds (lifecycle).
+    pub async fn delete_guarded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        now_ms: i64,
+        guard: Guard,
+    ) -> Result<DeleteOutcome, Error> {
+        let req = DeleteReq { bucket: bucket.into(), key: key.into(), version, now_ms, guard: Some(guard) };
+        self.call(self.owner(bucket, key), |reply| Request::Delete(req, reply)).await
+    }
+
+    /// Replaces the tags of a version; answers its id.
+    pub async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        tags: Vec<(String, String)>,
+    ) -> Result<VersionId, Error> {
+        let req = TagReq { bucket: bucket.into(), key: key.into(), version, tags, reserve: 0 };
+        self.call(self.owner(bucket, key), |reply| Request::SetTags(req, reply)).await
+    }
+
+    /// Sets or removes one configuration document of a bucket (lifecycle,
+    /// tagging, …) as its owner created it.
+    pub async fn set_bucket_config(
+        &self,
+        name: &str,
+        state: &BucketState,
+        config: &str,
+        doc: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let change = BucketChange::SetConfig {
+            owner: state.owner.clone(),
+            created_ms: state.created_ms,
+            name: config.into(),
+            doc,
+        };
+        self.call(self.bucket_owner(name), |reply| Request::PutBucket { name: name.into(), change, reply }).await
+    }
+
+    /// Keys of `bucket` that `shard` holds, in order, after `after`.
+    pub async fn scan_keys(
+        &self,
+        shard: ShardId,
+        bucket: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ScannedKey>, Error> {
+        self.call(shard, |reply| Request::ScanKeys { bucket: bucket.into(), after, limit, reply }).await
+    }
+
+    /// Uploads in progress of `bucket` that `shard` holds.
+    pub async fn scan_uploads(&self, shard: ShardId, bucket: &str) -> Result<Vec<(String, UploadId, i64)>, Error> {
+        self.call(shard, |reply| Request::ScanUploads { bucket: bucket.into(), reply }).await
+    }
+
+    /// This core's shard.
+    pub fn shard(&self) -> ShardId {
+        self.shared.shard
     }
 
     /// One ListObjects page merged across shards: entries and whether more follow.

@@ -49,6 +49,7 @@ pub(super) enum Queued {
     Bucket(String, BucketChange, Reply<()>),
     Relocate(Box<super::compact::Relocation>),
     Upload(String, String, UploadChange, Reply<()>),
+    Tags(super::TagReq, Reply<VersionId>),
 }
 
 /// What to do once a group is durable.
@@ -58,6 +59,7 @@ pub(super) enum Done {
     Bucket(Reply<()>, String, Option<BucketState>),
     Relocated,
     Upload(Reply<()>),
+    Tagged(Reply<VersionId>, VersionId),
 }
 
 /// A group whose writes are issued and whose sync is pending.
@@ -353,6 +355,31 @@ impl Shard {
                     let _ = reply.send(Err(e));
                 }
             },
+            Request::SetTags(mut t, reply) => match self.check_writable() {
+                Ok(()) => {
+                    // Room for the version's record as it is now, with the new tags.
+                    let now = self.tags_op(super::TagReq { tags: t.tags.clone(), ..t.clone() });
+                    t.reserve = now.map_or(0, |(op, _)| packed_len(op.encode().len()));
+                    self.queue.push_back(Queued::Tags(t, reply))
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Request::ScanKeys { bucket, after, limit, reply } => {
+                let keys = self.index.keys_after(&bucket, after.as_deref().map(str::as_bytes));
+                let keys = keys.take(limit).map(|(k, versions)| super::ScannedKey { key: k.to_string(), versions });
+                let _ = reply.send(Ok(keys.collect()));
+            }
+            Request::ScanUploads { bucket, reply } => {
+                let mut out = Vec::new();
+                self.index.for_each_upload(|b, k, u| {
+                    if b == bucket {
+                        out.push((k.to_string(), u.id, u.initiated_ms));
+                    }
+                });
+                let _ = reply.send(Ok(out));
+            }
             Request::PutBucket { name, change, reply } => match self.check_writable() {
                 Ok(()) => self.queue.push_back(Queued::Bucket(name, change, reply)),
                 Err(e) => {
@@ -594,6 +621,9 @@ impl Shard {
                 Done::Upload(reply) => {
                     let _ = reply.send(if failure.is_none() { Ok(()) } else { Err(err()) });
                 }
+                Done::Tagged(reply, id) => {
+                    let _ = reply.send(if failure.is_none() { Ok(id) } else { Err(err()) });
+                }
                 Done::Bucket(reply, name, state) => {
                     if failure.is_some() {
                         let _ = reply.send(Err(err()));
@@ -638,6 +668,7 @@ impl Shard {
                 Queued::Commit(c, _) => (c.bucket.clone(), c.key.clone()),
                 Queued::Upload(b, k, _, _) => (b.clone(), k.clone()),
                 Queued::Delete(d, _) => (d.bucket.clone(), d.key.clone()),
+                Queued::Tags(t, _) => (t.bucket.clone(), t.key.clone()),
                 Queued::Bucket(n, _, _) => (n.clone(), String::new()),
                 Queued::Relocate(r) => (r.bucket.clone(), r.key.clone()),
             };
@@ -663,6 +694,7 @@ impl Shard {
                 Queued::Bucket(name, change, reply) => self.plan_bucket(name, change, reply),
                 Queued::Relocate(r) => self.plan_relocate(*r, &mut batch),
                 Queued::Upload(bucket, key, change, reply) => self.plan_upload(bucket, key, change, reply),
+                Queued::Tags(t, reply) => self.plan_tags(t, reply),
             };
             match planned {
                 Some((Some(op), d)) => {
@@ -873,6 +905,20 @@ impl Shard {
                 Some(b) if b.is(&owner, created_ms) => MetaOp::DeleteBucket { name: name.clone() },
                 _ => return refuse(Error::NoSuchBucket),
             },
+            BucketChange::SetConfig { owner, created_ms, name: config, doc } => match existing {
+                Some(b) if b.is(&owner, created_ms) => {
+                    let mut state = b.clone();
+                    state.configs.retain(|(n, _)| *n != config);
+                    state.configs.extend(doc.map(|d| (config, d)));
+                    // What `estimate` reserved for the other documents.
+                    let others: usize = b.configs.iter().map(|(n, d)| n.len() + d.len() + 16).sum();
+                    if others > BUCKET_OTHER_CONFIGS_BYTES_MAX {
+                        return refuse(Error::Retry("the bucket's configuration documents are too large".into()));
+                    }
+                    MetaOp::PutBucket { name: name.clone(), state }
+                }
+                _ => return refuse(Error::NoSuchBucket),
+            },
         };
         let state = match &op {
             MetaOp::PutBucket { state, .. } => Some(state.clone()),
@@ -897,7 +943,18 @@ impl Shard {
             }
             Some(b) => (b.state.versioning, b.frozen()),
         };
-        let DeleteReq { bucket, key, version, now_ms } = d;
+        let DeleteReq { bucket, key, version, now_ms, guard } = d;
+        if let Some(g) = guard {
+            let versions = self.index.versions(&bucket, &key);
+            let acted_on = match version {
+                Some(id) => versions.iter().find(|v| v.id == id),
+                None => versions.first(),
+            };
+            if acted_on.is_none_or(|v| v.seq != g.seq) || (g.sole && versions.len() != 1) {
+                let _ = reply.send(Err(Error::PreconditionFailed));
+                return None;
+            }
+        }
         if let Some(id) = version {
             let Some(v) = self.index.version(&bucket, &key, id) else {
                 return Some((None, reply, DeleteOutcome { delete_marker: false, version_id: Some(id) }));
@@ -932,6 +989,47 @@ impl Shard {
         };
         let outcome = DeleteOutcome { delete_marker: true, version_id: Some(id) };
         Some((Some(MetaOp::PutVersion { bucket, key, version }), reply, outcome))
+    }
+
+    /// Replaces one version's tag set: the same version (id, sequence,
+    /// data) with new metadata, so listings and reads see no other change.
+    fn plan_tags(&mut self, t: super::TagReq, reply: Reply<VersionId>) -> Option<(Option<MetaOp>, Done)> {
+        let op = self.tags_op(t);
+        // The group reserved the record's size as it was when the request
+        // came; a version rewritten since into a bigger record retries.
+        let op = op.and_then(|(op, reserved)| match packed_len(op.encode().len()) <= reserved {
+            true => Ok(op),
+            false => Err(Error::Retry("the version changed while its tags were being set".into())),
+        });
+        match op {
+            Ok(op) => {
+                let id = match &op {
+                    MetaOp::PutVersion { version, .. } => version.id,
+                    _ => unreachable!("tags_op makes a PutVersion"),
+                };
+                Some((Some(op), Done::Tagged(reply, id)))
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    }
+
+    /// The record that gives a version new tags, and the room reserved for it.
+    fn tags_op(&self, t: super::TagReq) -> Result<(MetaOp, usize), Error> {
+        let super::TagReq { bucket, key, version, tags, reserve } = t;
+        if self.buckets().borrow().get(&bucket).is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        let mut v = match self.get(&bucket, &key, version) {
+            Err(Error::DeleteMarker(_)) => return Err(Error::NoSuchKey),
+            other => other?,
+        };
+        let mut meta = v.meta.get();
+        meta.tags = tags;
+        v.meta = MetaBlob::new(&meta);
+        Ok((MetaOp::PutVersion { bucket, key, version: v }, reserve))
     }
 
     /// Writes a checkpoint now (at start-up, so replay starts past any torn
@@ -1009,6 +1107,7 @@ fn fail_queued(q: Queued, e: Error) {
         Queued::Bucket(_, _, r) => drop(r.send(Err(e))),
         Queued::Relocate(_) => {}
         Queued::Upload(_, _, _, r) => drop(r.send(Err(e))),
+        Queued::Tags(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -1030,6 +1129,10 @@ fn part_extents(u: &super::types::Upload, parts: &[(u32, [u8; 16], u64)]) -> Res
 }
 
 const SLACK: usize = 1024;
+
+/// Room a SetConfig reserves for the bucket's other configuration
+/// documents (its Put handlers bound each document well below this).
+const BUCKET_OTHER_CONFIGS_BYTES_MAX: usize = 2 << 20;
 
 /// For a part, and for the completion or abort of an upload: what in the
 /// group makes it wait, and what it marks. Parts of one upload may share a
@@ -1060,6 +1163,9 @@ fn estimate(q: &Queued) -> usize {
     match q {
         Queued::Commit(c, _) => commit_estimate(c),
         Queued::Delete(d, _) => packed_len(d.bucket.len() + d.key.len() + SLACK),
+        // The version's record again, with the new tags: its extents and
+        // metadata are bounded by what a commit of it could carry.
+        Queued::Tags(t, _) => t.reserve,
         Queued::Upload(b, k, c, _) => {
             let meta = match c {
                 UploadChange::Create(u) => u.meta.len() + u.initiator.len(),
@@ -1070,10 +1176,18 @@ fn estimate(q: &Queued) -> usize {
         Queued::Bucket(n, c, _) => {
             let state = match c {
                 BucketChange::Create(s) | BucketChange::Update { new: s, .. } => Some(s),
-                BucketChange::Delete { .. } => None,
+                BucketChange::Delete { .. } | BucketChange::SetConfig { .. } => None,
             };
             let configs: usize = state.iter().flat_map(|s| s.configs.iter()).map(|(k, v)| k.len() + v.len() + 16).sum();
-            packed_len(n.len() + configs + SLACK)
+            // SetConfig writes the bucket's whole state, whose other
+            // documents are bounded by what their Put handlers accept.
+            let set = match c {
+                BucketChange::SetConfig { doc, .. } => {
+                    doc.as_ref().map_or(0, Vec::len) + BUCKET_OTHER_CONFIGS_BYTES_MAX
+                }
+                _ => 0,
+            };
+            packed_len(n.len() + configs + set + SLACK)
         }
         Queued::Relocate(r) => {
             let data: usize = r

@@ -304,6 +304,12 @@ async fn shard_main(
                 }
             };
             let _ = up.send((i, Ok(Vec::new())));
+            let worker = crate::s3::lifecycle::worker::WorkerConfig {
+                clock: crate::s3::lifecycle::Clock::new(config.lifecycle_day_secs),
+                pass_interval: config.lifecycle_pass_interval(),
+                cursor_path: engine_config.shard_dirs[i].join("lifecycle-cursor"),
+            };
+            compio::runtime::spawn(crate::s3::lifecycle::worker::run(Engine::new(shared.clone()), worker)).detach();
             let ctx = Rc::new(Ctx { engine: Engine::new(shared), idle: Default::default(), config, users, health });
             crate::http::conn::accept_loop(listener, ctx, stop).await;
         }

@@ -10,7 +10,7 @@ use crate::engine::types::{BucketState, Versioning};
 use crate::http::conn::Conn;
 use crate::http::response::Response;
 
-fn existing(req: &Req<'_>) -> Result<BucketState, S3Error> {
+pub(super) fn existing(req: &Req<'_>) -> Result<BucketState, S3Error> {
     req.ctx.engine.bucket(req.bucket()).ok_or_else(|| S3ErrorCode::NoSuchBucket.into())
 }
 

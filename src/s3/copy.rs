@@ -182,6 +182,11 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
         meta.storage_class = Some(sc.to_string());
     }
     meta.part_sizes.clear();
+    meta.tags = match req.head.header("x-amz-tagging-directive") {
+        None | Some("COPY") => v.meta.get().tags,
+        Some("REPLACE") => super::tagging::from_header(req)?,
+        Some(_) => return Err(invalid("Unknown tagging directive.")),
+    };
     let algo = match req.head.header("x-amz-checksum-algorithm") {
         Some(a) => Some(ChecksumAlgo::from_name(a).ok_or_else(|| invalid("Checksum algorithm is not supported"))?),
         None => v.meta.get().checksum.as_ref().map(|c| c.algo),

@@ -31,6 +31,7 @@ codes! {
     AccessDenied = 403, "Access Denied";
     AuthorizationHeaderMalformed = 400, "The authorization header is malformed.";
     AuthorizationQueryParametersError = 400, "Error parsing the X-Amz-Credential parameter.";
+    BadRequest = 400, "Bad Request";
     BadDigest = 400, "The Content-MD5 or checksum you specified did not match what we received.";
     BucketAlreadyExists = 409, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
     BucketAlreadyOwnedByYou = 409, "Your previous request to create the named bucket succeeded and you already own it.";
@@ -49,6 +50,8 @@ codes! {
     InvalidPartNumber = 416, "The requested partnumber is not satisfiable";
     InvalidPolicyDocument = 400, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPartOrder = 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
+    InvalidStorageClass = 400, "The storage class you specified is not valid";
+    InvalidTag = 400, "The tag provided was not a valid tag. This error can occur if the tag did not pass input validation.";
     InvalidRange = 416, "The requested range is not satisfiable";
     InvalidRequest = 400, "Invalid Request";
     IncorrectNumberOfFilesInPostRequest = 400, "POST requires exactly one file upload per request.";
@@ -62,6 +65,8 @@ codes! {
     MissingSecurityHeader = 400, "Your request is missing a required header.";
     NoSuchBucket = 404, "The specified bucket does not exist";
     NoSuchKey = 404, "The specified key does not exist.";
+    NoSuchLifecycleConfiguration = 404, "The lifecycle configuration does not exist";
+    NoSuchTagSet = 404, "The TagSet does not exist";
     NoSuchUpload = 404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NoSuchVersion = 404, "The specified version does not exist.";
     NotImplemented = 501, "A header you provided implies functionality that is not implemented.";

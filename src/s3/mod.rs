@@ -6,11 +6,13 @@ pub mod bucket;
 pub mod checksum;
 pub mod copy;
 pub mod error;
+pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod post;
 pub mod route;
+pub mod tagging;
 pub mod versions;
 pub mod xml;
 
@@ -245,6 +247,15 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::AbortMultipartUpload => multipart::abort_multipart_upload(req).await,
         Op::ListParts => multipart::list_parts(req).await,
         Op::ListMultipartUploads => multipart::list_multipart_uploads(req).await,
+        Op::PutObjectTagging => tagging::put_object_tagging(req, conn).await,
+        Op::GetObjectTagging => tagging::get_object_tagging(req).await,
+        Op::DeleteObjectTagging => tagging::delete_object_tagging(req).await,
+        Op::PutBucketTagging => tagging::put_bucket_tagging(req, conn).await,
+        Op::GetBucketTagging => tagging::get_bucket_tagging(req).await,
+        Op::DeleteBucketTagging => tagging::delete_bucket_tagging(req).await,
+        Op::PutBucketLifecycleConfiguration => lifecycle::put_bucket_lifecycle_configuration(req, conn).await,
+        Op::GetBucketLifecycleConfiguration => lifecycle::get_bucket_lifecycle_configuration(req).await,
+        Op::DeleteBucketLifecycle => lifecycle::delete_bucket_lifecycle(req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }

@@ -97,10 +97,15 @@ pub async fn create_multipart_upload(req: &mut Req<'_>) -> Result<Response, S3Er
         meta: crate::engine::types::MetaBlob::new(&meta),
         parts: Default::default(),
     };
+    let initiated_ms = upload.initiated_ms;
     engine.create_upload(req.bucket(), req.key(), upload).await?;
     let mut x = Xml::new("InitiateMultipartUploadResult");
     x.elem("Bucket", req.bucket()).elem("Key", req.key()).elem("UploadId", &id.to_string());
     let mut resp = Response::xml(200, x.finish("InitiateMultipartUploadResult"));
+    if let Some((date, rule)) = super::lifecycle::abort_headers(req, initiated_ms) {
+        resp.set_header("x-amz-abort-date", date);
+        resp.set_header("x-amz-abort-rule-id", rule);
+    }
     if let Some((algo, full)) = checksum {
         resp.set_header("x-amz-checksum-algorithm", algo.name());
         resp.set_header("x-amz-checksum-type", checksum_type(full));

@@ -71,6 +71,7 @@ pub(super) fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
         }
         m.storage_class = Some(sc.to_string());
     }
+    m.tags = super::tagging::from_header(req)?;
     Ok(m)
 }
 
@@ -352,6 +353,9 @@ pub(super) async fn commit_object(
     if outcome.versioned {
         resp.set_header("x-amz-version-id", outcome.version_id.to_string());
     }
+    if let Some(e) = super::lifecycle::expiration_header(req, size, &meta.tags, outcome.mtime_ms) {
+        resp.set_header("x-amz-expiration", e);
+    }
     if let Some(c) = &meta.checksum {
         resp.set_header(c.algo.header_name(), checksum::encode_value(&c.value));
     }
@@ -367,7 +371,7 @@ pub(super) fn decode_md5(v: &str) -> Result<[u8; 16], S3Error> {
         .ok_or_else(|| S3ErrorCode::InvalidDigest.into())
 }
 
-fn version_param(req: &Req<'_>) -> Result<Option<VersionId>, S3Error> {
+pub(super) fn version_param(req: &Req<'_>) -> Result<Option<VersionId>, S3Error> {
     match req.head.query_param("versionId") {
         None => Ok(None),
         Some(v) if v.is_empty() => Err(invalid("Version id cannot be the empty string")),
@@ -546,6 +550,15 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) 
     }
     for (k, val) in &m.user {
         resp.set_header(&format!("x-amz-meta-{k}"), val.clone());
+    }
+    // Rules act on current versions; an older one asked for by id shows none.
+    if req.head.query_param("versionId").is_none()
+        && let Some(e) = super::lifecycle::expiration_header(req, v.size, &m.tags, v.mtime_ms)
+    {
+        resp.set_header("x-amz-expiration", e);
+    }
+    if !m.tags.is_empty() {
+        resp.set_header("x-amz-tagging-count", m.tags.len().to_string());
     }
     if let Some(sc) = &m.storage_class
         && sc != "STANDARD"

@@ -61,7 +61,7 @@ struct Policy {
 }
 
 /// `2026-11-24T12:00:00Z` or with fractional seconds, UTC only.
-fn parse_expiration(text: &str) -> Option<i64> {
+pub(super) fn parse_iso8601(text: &str) -> Option<i64> {
     let t = text.strip_suffix('Z')?;
     let (date, time) = t.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
@@ -96,7 +96,7 @@ impl Policy {
         let doc: Value = serde_json::from_slice(&raw).map_err(|_| bad_policy("Invalid JSON in the policy document"))?;
         let expiration =
             doc.get("expiration").and_then(Value::as_str).ok_or_else(|| bad_policy("Missing 'expiration'"))?;
-        let expiration_ms = parse_expiration(expiration).ok_or_else(|| bad_policy("Invalid 'expiration' value"))?;
+        let expiration_ms = parse_iso8601(expiration).ok_or_else(|| bad_policy("Invalid 'expiration' value"))?;
         let conditions =
             doc.get("conditions").and_then(Value::as_array).ok_or_else(|| bad_policy("Missing 'conditions'"))?;
         let mut rules = Vec::new();
@@ -197,7 +197,6 @@ fn as_headers(fields: &Fields) -> Vec<(String, String)> {
             | "content-language"
             | "expires"
             | "content-md5" => name.to_string(),
-            "tagging" => "x-amz-tagging".into(),
             n if n.starts_with("x-amz-meta-")
                 || n.starts_with("x-amz-checksum-")
                 || n.starts_with("x-amz-server-side-encryption")
@@ -273,7 +272,12 @@ pub async fn post_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response,
     let form_head = Head { headers: as_headers(&fields), ..req.head.clone() };
     let original = std::mem::replace(&mut req.head, form_head);
     super::route::refuse_unsupported_headers(&req.head, super::route::Op::PutObject)?;
-    let meta = object::object_meta(req)?;
+    let mut meta = object::object_meta(req)?;
+    // The form's tag set is a Tagging document, not the header's query form.
+    if let Some(doc) = fields.field("tagging") {
+        let tags = super::tagging::parse_tagging(doc.as_bytes())?;
+        meta.tags = super::tagging::validate(tags, super::tagging::OBJECT_TAGS_MAX, "Object")?;
+    }
     let declared = Declared {
         content_md5: req.head.header("content-md5").map(object::decode_md5).transpose()?,
         checksum: super::checksum::expected(&req.head)?,
@@ -338,11 +342,11 @@ mod tests {
 
     #[test]
     fn expiration_dates() {
-        assert_eq!(parse_expiration("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(parse_expiration("1970-01-01T00:00:01.5Z"), Some(1500));
-        assert_eq!(parse_expiration("2015-12-30T12:00:00.000Z"), Some(1_451_476_800_000));
-        assert_eq!(parse_expiration("2015-12-30T12:00:00"), None);
-        assert_eq!(parse_expiration("2015-13-30T12:00:00Z"), None);
+        assert_eq!(parse_iso8601("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_iso8601("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(parse_iso8601("2015-12-30T12:00:00.000Z"), Some(1_451_476_800_000));
+        assert_eq!(parse_iso8601("2015-12-30T12:00:00"), None);
+        assert_eq!(parse_iso8601("2015-13-30T12:00:00Z"), None);
     }
 
     #[test]

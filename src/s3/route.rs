@@ -33,6 +33,16 @@ pub enum Op {
     AbortMultipartUpload,
     ListParts,
     ListMultipartUploads,
+    PutObjectTagging,
+    GetObjectTagging,
+    DeleteObjectTagging,
+    PutBucketTagging,
+    GetBucketTagging,
+    DeleteBucketTagging,
+    /// Also the deprecated PutBucketLifecycle (same request, older rules).
+    PutBucketLifecycleConfiguration,
+    GetBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
     /// Recognised but not implemented: answers 501 NotImplemented.
     NotImplemented(&'static str),
 }
@@ -52,6 +62,12 @@ impl Op {
                 | Op::UploadPart
                 | Op::UploadPartCopy
                 | Op::CompleteMultipartUpload
+                | Op::PutObjectTagging
+                | Op::DeleteObjectTagging
+                | Op::PutBucketTagging
+                | Op::DeleteBucketTagging
+                | Op::PutBucketLifecycleConfiguration
+                | Op::DeleteBucketLifecycle
         )
     }
 }
@@ -66,7 +82,6 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "logging",
     "metrics",
     "notification",
@@ -77,12 +92,10 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "publicAccessBlock",
     "replication",
     "requestPayment",
-    "tagging",
     "website",
     "session",
 ];
-const OBJECT_SUBRESOURCES: &[&str] =
-    &["acl", "attributes", "legal-hold", "restore", "retention", "select", "tagging", "torrent"];
+const OBJECT_SUBRESOURCES: &[&str] = &["acl", "attributes", "legal-hold", "restore", "retention", "select", "torrent"];
 
 /// Headers asking for features not built: the request answers 501 rather
 /// than storing data without what the header promised (an object "encrypted
@@ -96,7 +109,6 @@ const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
     ("x-amz-object-lock-mode", "Object Lock"),
     ("x-amz-object-lock-retain-until-date", "Object Lock"),
     ("x-amz-object-lock-legal-hold", "Object Lock"),
-    ("x-amz-tagging", "object tagging"),
     ("x-amz-website-redirect-location", "website redirects"),
 ];
 
@@ -181,6 +193,22 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
         if m == "GET" && head.has_query("uploads") {
             return Ok(Op::ListMultipartUploads);
         }
+        if head.has_query("tagging") {
+            return match m {
+                "PUT" => Ok(Op::PutBucketTagging),
+                "GET" => Ok(Op::GetBucketTagging),
+                "DELETE" => Ok(Op::DeleteBucketTagging),
+                _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+            };
+        }
+        if head.has_query("lifecycle") {
+            return match m {
+                "PUT" => Ok(Op::PutBucketLifecycleConfiguration),
+                "GET" => Ok(Op::GetBucketLifecycleConfiguration),
+                "DELETE" => Ok(Op::DeleteBucketLifecycle),
+                _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+            };
+        }
         if let Some(sub) = BUCKET_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
             return Ok(Op::NotImplemented(sub));
         }
@@ -196,6 +224,14 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
     }
     if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
         return Ok(Op::NotImplemented(sub));
+    }
+    if head.has_query("tagging") {
+        return match m {
+            "PUT" => Ok(Op::PutObjectTagging),
+            "GET" => Ok(Op::GetObjectTagging),
+            "DELETE" => Ok(Op::DeleteObjectTagging),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
     }
     if head.has_query("uploads") {
         return match m {
@@ -265,8 +301,10 @@ mod tests {
         let cases = [
             ("GET", "/", Op::ListBuckets),
             ("GET", "/b?list-type=2", Op::ListObjectsV2),
-            ("GET", "/b?lifecycle", Op::NotImplemented("lifecycle")),
-            ("PUT", "/b/k?tagging", Op::NotImplemented("tagging")),
+            ("GET", "/b?lifecycle", Op::GetBucketLifecycleConfiguration),
+            ("PUT", "/b/k?tagging", Op::PutObjectTagging),
+            ("DELETE", "/b?tagging", Op::DeleteBucketTagging),
+            ("GET", "/b?cors", Op::NotImplemented("cors")),
             ("POST", "/b?delete", Op::DeleteObjects),
             ("POST", "/b", Op::PostObject),
             ("DELETE", "/b/k", Op::DeleteObject),
