@@ -194,6 +194,14 @@ fn boto3_through_tls_proxy() {
     python_lane("boto3", &proxy.endpoint());
 }
 
+/// Lifecycle rules and tagging through aws-cli, boto3 and s3cmd, with a
+/// lifecycle day of two seconds so rules act within the test.
+#[test]
+fn lifecycle() {
+    let node = Node::start("lifecycle", &["--lifecycle-day-secs", "2"]);
+    python_lane("lifecycle", &direct(&node));
+}
+
 #[test]
 fn awscli() {
     let node = Node::start("awscli", &[]);

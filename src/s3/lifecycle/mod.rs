@@ -27,16 +27,18 @@ pub fn bucket_rules(state: &BucketState) -> Option<Rules> {
     rules::parse(doc, &[]).ok()
 }
 
-pub fn clock(req: &Req<'_>) -> Clock {
-    Clock::new(req.ctx.config.lifecycle_day_secs)
-}
+/// The clock of the response headers: AWS's real days, rounded to the
+/// next midnight UTC, even under `--lifecycle-day-secs` (a test knob that
+/// only makes the worker act sooner; the headers say what the same rules
+/// do in production, as Ceph's debug interval leaves them).
+const HEADER_CLOCK: Clock = Clock { day_ms: rules::DAY_MS, round: true };
 
 /// `x-amz-expiration` for the current version of an object, when an
 /// enabled rule will expire it (AWS: PutObject, GetObject, HeadObject).
 pub fn expiration_header(req: &Req<'_>, size: u64, tags: &[(String, String)], mtime_ms: i64) -> Option<String> {
     let state = req.ctx.engine.bucket(req.bucket())?;
     let rules = bucket_rules(&state)?;
-    let (at, rule) = rules.expiry(clock(req), req.key(), size, tags, mtime_ms)?;
+    let (at, rule) = rules.expiry(HEADER_CLOCK, req.key(), size, tags, mtime_ms)?;
     Some(format!("expiry-date=\"{}\", rule-id=\"{}\"", super::xml::http_date(at), rule))
 }
 
@@ -44,7 +46,7 @@ pub fn expiration_header(req: &Req<'_>, size: u64, tags: &[(String, String)], mt
 pub fn abort_headers(req: &Req<'_>, initiated_ms: i64) -> Option<(String, String)> {
     let state = req.ctx.engine.bucket(req.bucket())?;
     let rules = bucket_rules(&state)?;
-    let (at, rule) = rules.abort(clock(req), req.key(), initiated_ms)?;
+    let (at, rule) = rules.abort(HEADER_CLOCK, req.key(), initiated_ms)?;
     Some((super::xml::http_date(at), rule.to_string()))
 }
 
