@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from lane import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, WORK, Lane, expect_eq, s3_error_code, write_file
 
 DAY = float(os.environ.get("KALIGON_LIFECYCLE_DAY_SECS", "2"))
-lane = Lane("lifecycle", f"boto3 {boto3.__version__}, aws-cli and s3cmd from the venv")
+lane = Lane("lifecycle", f"boto3 {boto3.__version__} and aws-cli from the venv, s3cmd from Debian")
 s3 = boto3.session.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                            region_name=REGION).client("s3", endpoint_url=ENDPOINT)
 BIN = os.path.dirname(sys.executable)
