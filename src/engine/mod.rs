@@ -555,6 +555,12 @@ impl Engine {
         self.shared.buckets.borrow().get(name).map(|e| e.state.clone())
     }
 
+    /// One configuration document of a bucket, without copying the rest of
+    /// its state (asked on every object request).
+    pub fn bucket_config(&self, name: &str, config: &str) -> Option<Vec<u8>> {
+        self.shared.buckets.borrow().get(name)?.state.config(config).map(<[u8]>::to_vec)
+    }
+
     pub fn buckets(&self) -> Vec<(String, BucketState)> {
         self.shared.buckets.borrow().iter().map(|(n, e)| (n.clone(), e.state.clone())).collect()
     }

@@ -36,16 +36,16 @@ const HEADER_CLOCK: Clock = Clock { day_ms: rules::DAY_MS, round: true };
 /// `x-amz-expiration` for the current version of an object, when an
 /// enabled rule will expire it (AWS: PutObject, GetObject, HeadObject).
 pub fn expiration_header(req: &Req<'_>, size: u64, tags: &[(String, String)], mtime_ms: i64) -> Option<String> {
-    let state = req.ctx.engine.bucket(req.bucket())?;
-    let rules = bucket_rules(&state)?;
+    let doc = req.ctx.engine.bucket_config(req.bucket(), CONFIG)?;
+    let rules = rules::parse(&doc, &[]).ok()?;
     let (at, rule) = rules.expiry(HEADER_CLOCK, req.key(), size, tags, mtime_ms)?;
     Some(format!("expiry-date=\"{}\", rule-id=\"{}\"", super::xml::http_date(at), rule))
 }
 
 /// `x-amz-abort-date` and `x-amz-abort-rule-id` for an upload of the key.
 pub fn abort_headers(req: &Req<'_>, initiated_ms: i64) -> Option<(String, String)> {
-    let state = req.ctx.engine.bucket(req.bucket())?;
-    let rules = bucket_rules(&state)?;
+    let doc = req.ctx.engine.bucket_config(req.bucket(), CONFIG)?;
+    let rules = rules::parse(&doc, &[]).ok()?;
     let (at, rule) = rules.abort(HEADER_CLOCK, req.key(), initiated_ms)?;
     Some((super::xml::http_date(at), rule.to_string()))
 }
