@@ -71,7 +71,7 @@ fn required_params(params: &[QueryParam<'_>]) -> Result<Params, Error> {
 }
 
 /// Parses `X-Amz-Expires`: whole seconds from 1 to 604800 (seven days), the range the page
-/// gives ("Minimum value of 1. Maximum value of 604800").
+/// gives ("Minimum value of 1. Maximum value of 604800"); 0 is a URL already expired.
 fn parse_expires(text: &str) -> Result<i64, Error> {
     if let Some(rest) = text.strip_prefix('-')
         && !rest.is_empty()
@@ -87,8 +87,10 @@ fn parse_expires(text: &str) -> Result<i64, Error> {
     if seconds > PRESIGN_EXPIRES_SECONDS_MAX {
         return Err(query_error("X-Amz-Expires must be less than a week (in seconds) that is 604800"));
     }
+    // A URL valid for no time at all has expired as it was made; AWS says
+    // so (403) rather than calling the parameter malformed.
     if seconds == 0 {
-        return Err(query_error("X-Amz-Expires must be greater than 0"));
+        return Err(Error::AccessDenied("Request has expired".to_owned()));
     }
     Ok(seconds)
 }

@@ -198,7 +198,9 @@ enum RequestDate<'h> {
 /// Finds and parses the request time; returns where it came from and its unix seconds.
 fn request_date(headers: &[(String, String)]) -> Result<(RequestDate<'_>, i64), Error> {
     let invalid = || Error::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into());
-    let parse = |text: &str| parse_http_date(text).or_else(|| parse_amz_date(text.trim()));
+    // A time before the epoch is no valid request date (AWS: AccessDenied,
+    // not RequestTimeTooSkewed).
+    let parse = |text: &str| parse_http_date(text).or_else(|| parse_amz_date(text.trim())).filter(|t| *t >= 0);
     if let Some(text) = single_header(headers, "x-amz-date").map_err(|()| invalid())? {
         let unix = parse(text).ok_or_else(invalid)?;
         return Ok((RequestDate::AmzDate(text), unix));

@@ -233,6 +233,9 @@ fn unknown_key_and_malformed_headers() {
     assert_eq!(run("AWS NOPE:qGdzdERIC03wnaRNKh6OqZehG9s=", date), "InvalidAccessKeyId");
     assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", None), "AccessDenied");
     assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", Some("soon")), "AccessDenied");
+    // Before the epoch: no valid date, not a skewed one.
+    let before_epoch = Some("Tue, 07 Jul 1950 21:53:04 GMT");
+    assert_eq!(run("AWS AKIAIOSFODNN7EXAMPLE:qGdzdERIC03wnaRNKh6OqZehG9s=", before_epoch), "AccessDenied");
     for bad in ["AWS ", "AWS nocolon", "AWS :sig", "AWS key:", "AWS  :  "] {
         assert_eq!(run(bad, date), "InvalidArgument", "{bad:?}");
     }
