@@ -104,6 +104,11 @@ impl Policy {
             let text = c.to_string();
             match c {
                 Value::Object(map) => {
+                    if map.len() != 1 {
+                        return Err(bad_policy(
+                            "Invalid Simple-Condition: Simple-Conditions must have exactly one property specified.",
+                        ));
+                    }
                     for (k, v) in map {
                         let value = v.as_str().ok_or_else(|| bad_policy("Condition values must be strings"))?;
                         let field = k.strip_prefix('$').unwrap_or(k).to_ascii_lowercase();
@@ -377,6 +382,8 @@ mod tests {
             r#"{"expiration": "2030-01-01T00:00:00Z"}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["content-length-range", 5, 1]]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["matches", "$key", "x"]]}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [{}]}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [{"bucket": "b", "acl": "private"}]}"#,
         ] {
             assert_eq!(Policy::parse(&b64(doc)).unwrap_err().code, S3ErrorCode::InvalidPolicyDocument, "{doc}");
         }
