@@ -94,7 +94,9 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
     };
     let enc = |s: &str| if url { url_encode(s) } else { s.to_string() };
     let mut x = Xml::new("ListBucketResult");
-    x.elem("Name", req.bucket()).elem("Prefix", &enc(&prefix));
+    // ListObjects (V1) echoes Prefix as sent even under encoding-type=url
+    // (the SDKs decode it only in V2 answers).
+    x.elem("Name", req.bucket()).elem("Prefix", &if v2 { enc(&prefix) } else { prefix.clone() });
     if v2 {
         if let Some(t) = &token {
             x.elem("ContinuationToken", t);
