@@ -194,6 +194,15 @@ fn boto3_through_tls_proxy() {
     python_lane("boto3", &proxy.endpoint());
 }
 
+/// What SDK retries and the conformance suite rely on: a Complete retried
+/// after its response was lost, conditional writes, GetObjectAttributes,
+/// error codes and header forms (boto3 and plain HTTP).
+#[test]
+fn conformance() {
+    let node = Node::start("conformance", &[]);
+    python_lane("conformance", &direct(&node));
+}
+
 /// Lifecycle rules and tagging through aws-cli, boto3 and s3cmd, with a
 /// lifecycle day of two seconds so rules act within the test.
 #[test]

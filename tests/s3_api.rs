@@ -33,8 +33,12 @@ fn buckets_objects_and_errors() {
     rt.block_on(async {
         // Buckets.
         c.create_bucket().bucket("alpha").send().await.unwrap();
-        let e = c.create_bucket().bucket("alpha").send().await.unwrap_err();
-        assert_eq!(code(&e), "BucketAlreadyOwnedByYou");
+        c.put_object().bucket("alpha").key("kept").body(b"k".to_vec().into()).send().await.unwrap();
+        // Re-creating an owned bucket in us-east-1 is a 200 (AWS's legacy
+        // rule) that leaves the bucket as it was.
+        c.create_bucket().bucket("alpha").send().await.unwrap();
+        c.head_object().bucket("alpha").key("kept").send().await.unwrap();
+        c.delete_object().bucket("alpha").key("kept").send().await.unwrap();
         let e = c.create_bucket().bucket("Bad_Name").send().await.unwrap_err();
         assert_eq!(code(&e), "InvalidBucketName");
         c.head_bucket().bucket("alpha").send().await.unwrap();
@@ -127,6 +131,44 @@ fn buckets_objects_and_errors() {
 }
 
 #[test]
+fn recreating_an_owned_bucket_outside_us_east_1_is_a_conflict() {
+    let node = Node::start("region", &["--region", "eu-west-1"]);
+    let c = sdk_in(&node.endpoint(), ACCESS_KEY, SECRET_KEY, "eu-west-1");
+    rt().block_on(async {
+        let make = || {
+            c.create_bucket()
+                .bucket("eu-bucket")
+                .create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                        .build(),
+                )
+                .send()
+        };
+        make().await.unwrap();
+        let e = make().await.unwrap_err();
+        assert_eq!((status(&e), code(&e).as_str()), (409, "BucketAlreadyOwnedByYou"));
+        // Another region's name, and no region's name at all.
+        for (loc, want) in
+            [("us-west-2", "IllegalLocationConstraintException"), ("default", "InvalidLocationConstraint")]
+        {
+            let e = c
+                .create_bucket()
+                .bucket("elsewhere")
+                .create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(loc))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!((status(&e), code(&e).as_str()), (400, want), "{loc}");
+        }
+    });
+}
+
+#[test]
 fn conditional_reads_and_writes() {
     let node = Node::start("cond", &[]);
     let rt = rt();
@@ -183,6 +225,23 @@ fn conditional_reads_and_writes() {
             .await
             .unwrap_err();
         assert_eq!(code(&e), "NoSuchKey");
+        // If-None-Match with ETags: refused when the current ETag is listed,
+        // written when it is not; both headers must hold.
+        let cur = c.head_object().bucket("cond").key("k").send().await.unwrap().e_tag().unwrap().to_string();
+        let put_if = |m: Option<&str>, n: Option<&str>| {
+            c.put_object()
+                .bucket("cond")
+                .key("k")
+                .set_if_match(m.map(str::to_string))
+                .set_if_none_match(n.map(str::to_string))
+                .body(ByteStream::from_static(b"v2"))
+                .send()
+        };
+        assert_eq!(code(&put_if(None, Some(&cur)).await.unwrap_err()), "PreconditionFailed");
+        assert_eq!(code(&put_if(Some(&cur), Some(&cur)).await.unwrap_err()), "PreconditionFailed");
+        assert_eq!(code(&put_if(Some(&etag), Some("\"0000\"")).await.unwrap_err()), "PreconditionFailed");
+        put_if(None, Some("\"0000\"")).await.unwrap();
+        put_if(Some("*"), Some(&etag)).await.unwrap();
         // Reads: If-Match / If-None-Match.
         let cur = c.head_object().bucket("cond").key("k").send().await.unwrap().e_tag().unwrap().to_string();
         let e = c.get_object().bucket("cond").key("k").if_match(&etag).send().await.unwrap_err();
@@ -293,6 +352,20 @@ fn raw_http_errors_and_health() {
     let r = raw(a, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"));
     assert!(r.header("x-amz-request-id").is_some());
+    // ... except that S3 tells anyone a bucket does not exist.
+    let r = raw(a, b"GET /no-such-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (404, "NoSuchBucket"));
+    let r = raw(a, b"DELETE /no-such-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (404, "NoSuchBucket"));
+    // CORS preflight: unauthenticated; 400 without Origin or the requested
+    // method, else refused (no bucket has CORS rules).
+    let r = raw(a, b"OPTIONS /b/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (400, "BadRequest"));
+    let r = raw(a, b"OPTIONS /b/k HTTP/1.1\r\nHost: x\r\nOrigin: http://e\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (400, "BadRequest"));
+    let preflight = b"OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: http://e\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n";
+    let r = raw(a, preflight).unwrap();
+    assert_eq!((r.status, r.code().as_str()), (403, "AccessForbidden"));
     // Garbage request line.
     let r = raw(a, b"NOT HTTP AT ALL\r\n\r\n").unwrap();
     assert_eq!(r.status, 400);

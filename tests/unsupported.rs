@@ -42,7 +42,7 @@ fn unsupported_subresources_are_501() {
         // Object sub-resources.
         ("GET", "/nope/obj?acl", b""),
         ("PUT", "/nope/obj?acl", XML),
-        ("GET", "/nope/obj?attributes", b""),
+        ("GET", "/nope/obj?torrent", b""),
         ("POST", "/nope/obj?restore", XML),
         ("POST", "/nope/obj?select&select-type=2", XML),
         ("PUT", "/nope/obj?retention", XML),

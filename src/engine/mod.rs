@@ -122,8 +122,34 @@ impl Chunk {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
     None,
-    IfNoneMatchStar,
-    IfMatch(String),
+    /// `If-Match` and/or `If-None-Match` as sent (ETag lists, `*` any);
+    /// both must hold.
+    Match {
+        if_match: Option<String>,
+        if_none_match: Option<String>,
+    },
+}
+
+impl Condition {
+    /// Judges the condition against the key's current version (a delete
+    /// marker counts as no object): `If-Match` on a missing key is
+    /// NoSuchKey, a failed test PreconditionFailed.
+    pub fn judge(&self, current: Option<&ETag>) -> Result<(), Error> {
+        let Condition::Match { if_match, if_none_match } = self else { return Ok(()) };
+        if let Some(want) = if_match {
+            match current {
+                None => return Err(Error::NoSuchKey),
+                Some(e) if !etag_matches(want, e) => return Err(Error::PreconditionFailed),
+                Some(_) => {}
+            }
+        }
+        if let (Some(want), Some(e)) = (if_none_match, current)
+            && etag_matches(want, e)
+        {
+            return Err(Error::PreconditionFailed);
+        }
+        Ok(())
+    }
 }
 
 /// The metadata that makes written chunks a visible object version.
@@ -590,11 +616,16 @@ impl Engine {
         static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = match self.freeze_all(name, token).await {
-            Ok(true) => {
-                let change = BucketChange::Delete { owner: state.owner, created_ms: state.created_ms };
-                let owner = self.bucket_owner(name);
-                self.call(owner, |reply| Request::PutBucket { name: name.into(), change, reply }).await
-            }
+            // No object anywhere: uploads in progress go with the bucket, as
+            // in S3 (aborted durably first, so none outlives it).
+            Ok(true) => match self.abort_all_uploads(name).await {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let change = BucketChange::Delete { owner: state.owner, created_ms: state.created_ms };
+                    let owner = self.bucket_owner(name);
+                    self.call(owner, |reply| Request::PutBucket { name: name.into(), change, reply }).await
+                }
+            },
             Ok(false) => Err(Error::BucketNotEmpty),
             Err(e) => Err(e),
         };
@@ -615,6 +646,20 @@ impl Engine {
             empty &= !has;
         }
         Ok(empty)
+    }
+
+    /// Aborts every upload in progress of a frozen bucket, on every shard
+    /// (a frozen bucket takes no new upload or part).
+    async fn abort_all_uploads(&self, name: &str) -> Result<(), Error> {
+        for s in 0..self.shards() {
+            for (key, id, _) in self.scan_uploads(ShardId(s as u32), name).await? {
+                match self.abort_upload(name, &key, id).await {
+                    Ok(()) | Err(Error::NoSuchUpload) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Lifts DeleteBucket `token`'s freeze on every shard it can reach.

@@ -25,8 +25,8 @@ use super::segment::format::{RECORD_HEADER_BYTES, packed_len};
 use super::segment::log::Log;
 use super::types::{BucketState, Extent, MetaBlob, Part, Upload, Version, VersionId, Versioning};
 use super::{
-    BucketChange, BucketTable, Commit, CommitOutcome, Condition, DeleteOutcome, DeleteReq, Error, Reply, Request,
-    Shared, Target, UploadChange, stamp_data_header,
+    BucketChange, BucketTable, Commit, CommitOutcome, DeleteOutcome, DeleteReq, Error, Reply, Request, Shared, Target,
+    UploadChange, stamp_data_header,
 };
 use crate::config::Durability;
 use crate::runtime::buf::{AlignedBuf, align_up};
@@ -785,16 +785,7 @@ impl Shard {
         };
         if !matches!(target, Target::Part { .. }) {
             let current = self.index.current(&bucket, &key).filter(|v| !v.delete_marker);
-            let verdict = match condition {
-                Condition::None => Ok(()),
-                Condition::IfNoneMatchStar if current.is_some() => Err(Error::PreconditionFailed),
-                Condition::IfNoneMatchStar => Ok(()),
-                Condition::IfMatch(want) => match current {
-                    None => Err(Error::NoSuchKey),
-                    Some(v) if !super::etag_matches(&want, &v.etag) => Err(Error::PreconditionFailed),
-                    Some(_) => Ok(()),
-                },
-            };
+            let verdict = condition.judge(current.map(|v| v.etag).as_ref());
             if let Err(e) = verdict {
                 return refuse(reply, e);
             }

@@ -225,6 +225,13 @@ pub struct ObjectMeta {
     pub storage_class: Option<String>,
     /// Sizes of the parts of a multipart object, in part order.
     pub part_sizes: Vec<u64>,
+    /// The checksum value of each part, in part order, for a multipart
+    /// object uploaded with checksums (GetObjectAttributes, GET by part).
+    pub part_checksums: Vec<Vec<u8>>,
+    /// The upload a multipart object was completed from, so a repeated
+    /// CompleteMultipartUpload (an SDK retry after a lost response) finds
+    /// its result.
+    pub completed_upload: Option<UploadId>,
 }
 
 /// One version of a key: an object or a delete marker.
@@ -353,6 +360,8 @@ const F_UPLOAD_ID: u8 = 21;
 const F_INITIATED: u8 = 22;
 const F_INITIATOR: u8 = 23;
 const F_UPLOAD_CHECKSUM: u8 = 24;
+const F_COMPLETED_UPLOAD: u8 = 25;
+const F_PART_CHECKSUM: u8 = 26;
 const F_OWNER: u8 = 30;
 const F_CREATED: u8 = 31;
 const F_VERSIONING: u8 = 32;
@@ -547,7 +556,11 @@ impl ObjectMeta {
         let s: usize = strings.iter().map(|v| v.as_ref().map_or(0, |s| s.len() + 16)).sum();
         let pairs: usize = self.user.iter().chain(&self.tags).map(|(k, v)| k.len() + v.len() + 16).sum();
         let checksum = self.checksum.as_ref().map_or(0, |c| c.value.len() + 32);
-        s + pairs + checksum + self.part_sizes.len() * 16
+        s + pairs
+            + checksum
+            + self.part_sizes.len() * 16
+            + self.part_checksums.iter().map(|c| c.len() + 8).sum::<usize>()
+            + self.completed_upload.map_or(0, |_| 24)
     }
 
     fn encode(&self, e: &mut Enc) {
@@ -582,6 +595,16 @@ impl ObjectMeta {
                 e.u64(*size);
             });
         }
+        for c in &self.part_checksums {
+            e.field(F_PART_CHECKSUM, |e| {
+                e.bytes(c);
+            });
+        }
+        if let Some(id) = self.completed_upload {
+            e.field(F_COMPLETED_UPLOAD, |e| {
+                e.u128(id.0);
+            });
+        }
     }
 
     fn decode_field(&mut self, tag: u8, f: &mut Dec) -> Result<(), DecodeError> {
@@ -607,6 +630,14 @@ impl ObjectMeta {
             }
             F_PART_SIZE => {
                 self.part_sizes.push(f.u64()?);
+                return Ok(());
+            }
+            F_PART_CHECKSUM => {
+                self.part_checksums.push(f.bytes()?.to_vec());
+                return Ok(());
+            }
+            F_COMPLETED_UPLOAD => {
+                self.completed_upload = Some(UploadId(f.u128()?));
                 return Ok(());
             }
             // A field a later version added: skip it.

@@ -2,10 +2,11 @@
 //! GetBucketLocation, Get/PutBucketVersioning.
 
 use super::error::{S3Error, S3ErrorCode};
-use super::object::read_small_body;
+use super::object::{invalid, read_small_body};
 use super::route::valid_bucket_name;
 use super::xml::{Xml, iso8601};
 use super::{Req, now_ms};
+use crate::engine::Error as EngineError;
 use crate::engine::types::{BucketState, Versioning};
 use crate::http::conn::Conn;
 use crate::http::response::Response;
@@ -14,16 +15,59 @@ pub(super) fn existing(req: &Req<'_>) -> Result<BucketState, S3Error> {
     req.ctx.engine.bucket(req.bucket()).ok_or_else(|| S3ErrorCode::NoSuchBucket.into())
 }
 
+/// Buckets per ListBuckets page at most (AWS's limit for `max-buckets`).
+const BUCKETS_PAGE_MAX: usize = 10_000;
+
+/// ListBuckets, with the paginated form (`max-buckets`,
+/// `continuation-token`, `prefix`, `bucket-region`): names in order, the
+/// token the last name listed.
 pub async fn list_buckets(req: &mut Req<'_>) -> Result<Response, S3Error> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+    let h = &req.head;
+    let max = match h.query_param("max-buckets") {
+        None => None,
+        Some(m) => Some(m.parse::<usize>().ok().filter(|n| (1..=BUCKETS_PAGE_MAX).contains(n)).ok_or_else(|| {
+            invalid(format!("Argument max-buckets must be an integer between 1 and {BUCKETS_PAGE_MAX}"))
+        })?),
+    };
+    let after = match h.query_param("continuation-token") {
+        None => None,
+        Some(t) => Some(
+            TOKEN
+                .decode(&t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| invalid("The continuation token provided is incorrect"))?,
+        ),
+    };
+    let prefix = h.query_param("prefix").unwrap_or_default();
+    let region = &req.ctx.config.region;
+    let wrong_region = h.query_param("bucket-region").is_some_and(|r| r != *region);
+    let mut mine = req.ctx.engine.buckets();
+    mine.retain(|(name, state)| {
+        state.owner == req.user && name.starts_with(&prefix) && after.as_ref().is_none_or(|a| name > a) && !wrong_region
+    });
+    mine.sort_by(|a, b| a.0.cmp(&b.0));
+    let more = max.is_some_and(|m| mine.len() > m);
+    mine.truncate(max.unwrap_or(usize::MAX));
     let mut x = Xml::new("ListAllMyBucketsResult");
-    x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
     x.open("Buckets");
-    for (name, state) in req.ctx.engine.buckets() {
-        if state.owner == req.user {
-            x.open("Bucket").elem("Name", &name).elem("CreationDate", &iso8601(state.created_ms)).close("Bucket");
-        }
+    for (name, state) in &mine {
+        x.open("Bucket")
+            .elem("Name", name)
+            .elem("CreationDate", &iso8601(state.created_ms))
+            .elem("BucketRegion", region)
+            .close("Bucket");
     }
     x.close("Buckets");
+    x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
+    if more && let Some((last, _)) = mine.last() {
+        x.elem("ContinuationToken", &TOKEN.encode(last));
+    }
+    if h.query_param("prefix").is_some() {
+        x.elem("Prefix", &prefix);
+    }
     Ok(Response::xml(200, x.finish("ListAllMyBucketsResult")))
 }
 
@@ -36,16 +80,29 @@ pub async fn create_bucket(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respons
         && loc != req.ctx.config.region
         && !(loc.is_empty() && req.ctx.config.region == "us-east-1")
     {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            format!(
-                "The specified location-constraint is not valid: {loc} (this node serves {})",
-                req.ctx.config.region
-            ),
-        ));
+        // A region's name for another region than this node's is
+        // IllegalLocationConstraintException; anything else is no location.
+        let region_like = loc.split('-').count() >= 3 && loc.ends_with(|c: char| c.is_ascii_digit());
+        return Err(if region_like {
+            S3Error::with_message(
+                S3ErrorCode::IllegalLocationConstraintException,
+                format!(
+                    "The {loc} location constraint is incompatible for the region specific endpoint this request was sent to ({}).",
+                    req.ctx.config.region
+                ),
+            )
+        } else {
+            S3ErrorCode::InvalidLocationConstraint.into()
+        });
     }
     let state = BucketState { owner: req.user.clone(), created_ms: now_ms(), ..Default::default() };
-    req.ctx.engine.create_bucket(req.bucket(), state).await?;
+    match req.ctx.engine.create_bucket(req.bucket(), state).await {
+        // "For legacy compatibility, if you re-create an existing bucket that
+        // you already own in the North Virginia Region, Amazon S3 returns
+        // 200 OK" (CreateBucket, BucketAlreadyOwnedByYou); 409 elsewhere.
+        Err(EngineError::BucketAlreadyOwnedByYou) if req.ctx.config.region == "us-east-1" => {}
+        r => r?,
+    }
     Ok(Response::new(200).header("location", format!("/{}", req.bucket())))
 }
 

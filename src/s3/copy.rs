@@ -182,6 +182,8 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
         meta.storage_class = Some(sc.to_string());
     }
     meta.part_sizes.clear();
+    meta.completed_upload = None;
+    meta.part_checksums.clear();
     meta.tags = match req.head.header("x-amz-tagging-directive") {
         None | Some("COPY") => v.meta.get().tags,
         Some("REPLACE") => super::tagging::from_header(req)?,

@@ -29,6 +29,7 @@ macro_rules! codes {
 
 codes! {
     AccessDenied = 403, "Access Denied";
+    AccessForbidden = 403, "CORSResponse: CORS is not enabled for this bucket.";
     AuthorizationHeaderMalformed = 400, "The authorization header is malformed.";
     AuthorizationQueryParametersError = 400, "Error parsing the X-Amz-Credential parameter.";
     BadRequest = 400, "Bad Request";
@@ -37,6 +38,8 @@ codes! {
     BucketAlreadyOwnedByYou = 409, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty = 409, "The bucket you tried to delete is not empty";
     ConditionalRequestConflict = 409, "A conflicting operation occurred. If using PutObject you can retry the request.";
+    IllegalLocationConstraintException = 400, "The location constraint is incompatible for the region specific endpoint this request was sent to.";
+    InvalidLocationConstraint = 400, "The specified location-constraint is not valid";
     EntityTooLarge = 400, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall = 400, "Your proposed upload is smaller than the minimum allowed object size.";
     IncompleteBody = 400, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
@@ -47,7 +50,6 @@ codes! {
     InvalidBucketName = 400, "The specified bucket is not valid.";
     InvalidDigest = 400, "The Content-MD5 or checksum you specified is not valid.";
     InvalidPart = 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.";
-    InvalidPartNumber = 416, "The requested partnumber is not satisfiable";
     InvalidPolicyDocument = 400, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPartOrder = 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
     InvalidStorageClass = 400, "The storage class you specified is not valid";

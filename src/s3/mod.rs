@@ -2,9 +2,11 @@
 //! writing the answer. Handlers return a `Response` or an `S3Error`; they
 //! never pick status codes themselves (see `error.rs`).
 
+pub mod attributes;
 pub mod bucket;
 pub mod checksum;
 pub mod copy;
+pub mod cors;
 pub mod error;
 pub mod lifecycle;
 pub mod list;
@@ -167,9 +169,13 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         request_id: request_id.clone(),
         expect_continue,
     };
-    let result = match prepare(&mut req, &target) {
-        Ok(op) => dispatch(op, &mut req, conn).await,
-        Err(e) => Err(e),
+    let result = if req.head.method == "OPTIONS" {
+        cors::preflight(&req)
+    } else {
+        match prepare(&mut req, &target) {
+            Ok(op) => dispatch(op, &mut req, conn).await,
+            Err(e) => Err(e),
+        }
     };
     let resp = match result {
         Ok(r) => r,
@@ -203,6 +209,10 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
         Identity::User { access_key } => access_key,
         // A POST upload is signed inside its form; the handler checks it.
         Identity::Anonymous if op == Op::PostObject => String::new(),
+        // S3 tells anyone that a bucket does not exist.
+        Identity::Anonymous if req.bucket.as_deref().is_some_and(|b| ctx.engine.bucket(b).is_none()) => {
+            return Err(S3ErrorCode::NoSuchBucket.into());
+        }
         Identity::Anonymous => return Err(S3ErrorCode::AccessDenied.into()),
     };
     if let Some(bucket) = &req.bucket
@@ -238,6 +248,7 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::PostObject => post::post_object(req, conn).await,
         Op::GetObject => object::get_object(req, false).await,
         Op::HeadObject => object::get_object(req, true).await,
+        Op::GetObjectAttributes => attributes::get_object_attributes(req).await,
         Op::DeleteObject => object::delete_object(req).await,
         Op::CopyObject => copy::copy_object(req).await,
         Op::CreateMultipartUpload => multipart::create_multipart_upload(req).await,

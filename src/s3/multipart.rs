@@ -18,8 +18,8 @@ use super::object::{Received, check_key, invalid, object_meta, read_small_body, 
 use super::xml::{Xml, iso8601, url_encode};
 use super::{Req, now_ms};
 use crate::engine::shard::now_nanos;
-use crate::engine::types::{Checksum, ChecksumAlgo, ETag, ObjectMeta, Upload, UploadId};
-use crate::engine::{Commit, Target, UploadEntry, UploadsQuery};
+use crate::engine::types::{Checksum, ChecksumAlgo, ETag, ObjectMeta, Upload, UploadId, VersionId, Versioning};
+use crate::engine::{Commit, Error as EngineError, Target, UploadEntry, UploadsQuery};
 use crate::http::conn::Conn;
 use crate::http::response::Response;
 
@@ -327,7 +327,10 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
         return Err(S3ErrorCode::InvalidPartOrder.into());
     }
     let engine = req.ctx.engine.clone();
-    let u = engine.upload(req.bucket(), req.key(), id).await?;
+    let u = match engine.upload(req.bucket(), req.key(), id).await {
+        Err(EngineError::NoSuchUpload) => return repeated_complete(req, id, &listed).await,
+        u => u?,
+    };
     let cfg = &req.ctx.config;
     let mut chosen = Vec::with_capacity(listed.len());
     for (i, l) in listed.iter().enumerate() {
@@ -360,6 +363,7 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
     let etag = ETag { md5: md5s.finalize(), parts: chosen.len() as u32 };
     let mut meta = u.meta.get();
     meta.part_sizes = chosen.iter().map(|(_, p)| p.size).collect();
+    meta.completed_upload = Some(id);
     if let Some((algo, full)) = u.checksum {
         let mut sums = Vec::with_capacity(chosen.len());
         for (n, p) in &chosen {
@@ -369,8 +373,12 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
             sums.push((c, p.size));
         }
         let c = combined_checksum(algo, full, &sums);
+        meta.part_checksums = sums.iter().map(|(c, _)| c.value.clone()).collect();
         let header = algo.header_name();
-        if full && let Some(v) = req.head.header(header) {
+        // The whole object's checksum, when the client states it: the
+        // combined CRC, or the checksum of the parts' checksums (`-N` optional).
+        if let Some(v) = req.head.header(header) {
+            let v = if full { v } else { v.rsplit_once('-').map_or(v, |(b, _)| b) };
             checksum::verify(algo, &checksum::decode_value(algo, v)?, c.value.clone())?;
         }
         meta.checksum = Some(c);
@@ -388,22 +396,51 @@ pub async fn complete_multipart_upload(req: &mut Req<'_>, conn: &mut Conn) -> Re
         now_ms: now_ms(),
         target: Target::Complete { upload: id, parts },
     };
-    let outcome = engine.put(req.bucket(), req.key()).commit(commit).await?;
-    let host = req.head.header("host").unwrap_or("localhost").to_string();
+    let outcome = match engine.put(req.bucket(), req.key()).commit(commit).await {
+        // A twin of this request completed the upload meanwhile.
+        Err(EngineError::NoSuchUpload) => return repeated_complete(req, id, &listed).await,
+        o => o?,
+    };
+    Ok(complete_result(req, &etag, meta.checksum.as_ref(), outcome.versioned.then_some(outcome.version_id)))
+}
+
+fn complete_result(req: &Req<'_>, etag: &ETag, checksum: Option<&Checksum>, version: Option<VersionId>) -> Response {
+    let host = req.head.header("host").unwrap_or("localhost");
     let mut x = Xml::new("CompleteMultipartUploadResult");
     x.elem("Location", &format!("http://{host}/{}/{}", req.bucket(), url_encode(req.key())))
         .elem("Bucket", req.bucket())
         .elem("Key", req.key())
         .elem("ETag", &etag.to_string());
-    if let Some(c) = &meta.checksum {
+    if let Some(c) = checksum {
         x.elem(&format!("Checksum{}", c.algo.name()), &checksum_text(c));
         x.elem("ChecksumType", checksum_type(c.parts == 0));
     }
     let mut resp = Response::xml(200, x.finish("CompleteMultipartUploadResult"));
-    if outcome.versioned {
-        resp.set_header("x-amz-version-id", outcome.version_id.to_string());
+    if let Some(v) = version {
+        resp.set_header("x-amz-version-id", v.to_string());
     }
-    Ok(resp)
+    resp
+}
+
+/// A CompleteMultipartUpload of an upload already completed: S3 answers it
+/// again as it did the first time when the part list is the same (SDKs
+/// retry a Complete whose response was lost), from the version the upload
+/// made, while that version exists.
+async fn repeated_complete(req: &Req<'_>, id: UploadId, listed: &[ListedPart]) -> Result<Response, S3Error> {
+    let engine = &req.ctx.engine;
+    let versions = engine.versions(req.bucket(), req.key()).await?;
+    let made = versions.iter().find(|v| !v.delete_marker && v.meta.get().completed_upload == Some(id));
+    let Some(v) = made else { return Err(S3ErrorCode::NoSuchUpload.into()) };
+    // Another part list did not make this version: the upload is gone.
+    let mut md5s = Md5::new();
+    for l in listed {
+        md5s.update(&etag_md5(&l.etag).ok_or(S3ErrorCode::NoSuchUpload)?);
+    }
+    if v.etag != (ETag { md5: md5s.finalize(), parts: listed.len() as u32 }) {
+        return Err(S3ErrorCode::NoSuchUpload.into());
+    }
+    let versioned = engine.bucket(req.bucket()).is_some_and(|b| b.versioning != Versioning::Unversioned);
+    Ok(complete_result(req, &v.etag, v.meta.get().checksum.as_ref(), versioned.then_some(v.id)))
 }
 
 pub async fn abort_multipart_upload(req: &mut Req<'_>) -> Result<Response, S3Error> {

@@ -43,7 +43,7 @@ pub(super) fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
     if let Some(enc) = &m.content_encoding {
         let rest: Vec<&str> =
             enc.split(',').map(str::trim).filter(|e| !e.eq_ignore_ascii_case("aws-chunked") && !e.is_empty()).collect();
-        m.content_encoding = (!rest.is_empty()).then(|| rest.join(","));
+        m.content_encoding = (!rest.is_empty()).then(|| rest.join(", "));
     }
     let mut user_bytes = 0;
     for (n, v) in &h.headers {
@@ -84,17 +84,10 @@ pub(super) fn check_key(req: &Req<'_>) -> Result<(), S3Error> {
 
 pub(super) fn write_condition(req: &Req<'_>) -> Result<Condition, S3Error> {
     let h = &req.head;
-    match (h.header("if-none-match"), h.header("if-match")) {
-        (Some(_), Some(_)) => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "If-Match and If-None-Match together are not supported",
-        )),
-        (Some(v), None) if v.trim() == "*" => Ok(Condition::IfNoneMatchStar),
-        (Some(_), None) => {
-            Err(S3Error::with_message(S3ErrorCode::NotImplemented, "If-None-Match only supports '*' on writes"))
-        }
-        (None, Some(v)) => Ok(Condition::IfMatch(v.trim().to_string())),
+    let value = |name| h.header(name).map(|v: &str| v.trim().to_string());
+    match (value("if-match"), value("if-none-match")) {
         (None, None) => Ok(Condition::None),
+        (if_match, if_none_match) => Ok(Condition::Match { if_match, if_none_match }),
     }
 }
 
@@ -483,10 +476,17 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
     }
     let mut range = req.head.header("range").and_then(|r| parse_range(r, v.size));
     if let Some(n) = part {
-        let sizes = v.meta.get().part_sizes;
-        range = Some(Ok(part_range(&sizes, n, v.size)?));
-        if !sizes.is_empty() {
-            resp.set_header("x-amz-mp-parts-count", sizes.len().to_string());
+        let m = v.meta.get();
+        range = Some(Ok(part_range(&m.part_sizes, n, v.size)?));
+        if !m.part_sizes.is_empty() {
+            resp.set_header("x-amz-mp-parts-count", m.part_sizes.len().to_string());
+        }
+        // A part read carries that part's checksum, as S3 gives it.
+        if checksum_mode(req)
+            && let (Some(c), Some(value)) = (&m.checksum, m.part_checksums.get(n as usize - 1))
+        {
+            resp.set_header(c.algo.header_name(), super::checksum::encode_value(value));
+            resp.set_header("x-amz-checksum-type", checksum_type_name(c));
         }
     }
     // A ranged answer carries no whole-object checksum (clients would check
@@ -515,6 +515,17 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
     Ok(resp)
 }
 
+/// A user metadata value as S3 returns it: as stored when it is printable
+/// US-ASCII, else RFC 2047-encoded (`=?UTF-8?B?…?=`), since HTTP header
+/// values are not UTF-8 (AWS, "Working with object metadata").
+fn mail_safe(value: &str) -> String {
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        return value.to_string();
+    }
+    use base64::Engine as _;
+    format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
+}
+
 /// Bytes `[start, end)` of part `n` of an object with parts of `sizes`
 /// (an object not uploaded in parts is its own part 1).
 fn part_range(sizes: &[u64], n: u32, size: u64) -> Result<(u64, u64), S3Error> {
@@ -523,7 +534,8 @@ fn part_range(sizes: &[u64], n: u32, size: u64) -> Result<(u64, u64), S3Error> {
         return Ok((0, size));
     }
     if n > sizes.len() {
-        return Err(S3ErrorCode::InvalidPartNumber.into());
+        // AWS answers a part the object does not have with 400 InvalidPart.
+        return Err(S3Error::with_message(S3ErrorCode::InvalidPart, "The requested partnumber is not satisfiable"));
     }
     let start: u64 = sizes[..n - 1].iter().sum();
     Ok((start, start + sizes[n - 1]))
@@ -549,7 +561,7 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) 
         }
     }
     for (k, val) in &m.user {
-        resp.set_header(&format!("x-amz-meta-{k}"), val.clone());
+        resp.set_header(&format!("x-amz-meta-{k}"), mail_safe(val));
     }
     // Rules act on current versions; an older one asked for by id shows none.
     if req.head.query_param("versionId").is_none()
@@ -565,11 +577,20 @@ fn object_headers(req: &Req<'_>, v: &Version, resp: &mut Response, whole: bool) 
     {
         resp.set_header("x-amz-storage-class", sc.clone());
     }
-    let mode = whole && req.head.header("x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
-    if let (true, Some(c)) = (mode, &m.checksum) {
+    if let (true, Some(c)) = (whole && checksum_mode(req), &m.checksum) {
         resp.set_header(c.algo.header_name(), super::multipart::checksum_text(c));
-        resp.set_header("x-amz-checksum-type", if c.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" });
+        resp.set_header("x-amz-checksum-type", checksum_type_name(c));
     }
+}
+
+/// Whether the client asked for checksums (`x-amz-checksum-mode: ENABLED`).
+fn checksum_mode(req: &Req<'_>) -> bool {
+    req.head.header("x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"))
+}
+
+/// COMPOSITE (a checksum of part checksums) or FULL_OBJECT.
+pub(super) fn checksum_type_name(c: &Checksum) -> &'static str {
+    if c.parts > 0 { "COMPOSITE" } else { "FULL_OBJECT" }
 }
 
 /// DeleteObject: 204, with the marker or version it touched.
@@ -724,6 +745,13 @@ fn parse_delete(body: &[u8]) -> Result<(bool, DeleteList), S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_values_outside_ascii_are_rfc2047_encoded() {
+        assert_eq!(mail_safe("plain value\t1"), "plain value\t1");
+        assert_eq!(mail_safe("Hello World\u{e9}"), "=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=");
+        assert_eq!(mail_safe("a\nb"), "=?UTF-8?B?YQpi?=");
+    }
 
     #[test]
     fn ranges() {

@@ -25,6 +25,7 @@ pub enum Op {
     CopyObject,
     GetObject,
     HeadObject,
+    GetObjectAttributes,
     DeleteObject,
     CreateMultipartUpload,
     UploadPart,
@@ -95,7 +96,7 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "website",
     "session",
 ];
-const OBJECT_SUBRESOURCES: &[&str] = &["acl", "attributes", "legal-hold", "restore", "retention", "select", "torrent"];
+const OBJECT_SUBRESOURCES: &[&str] = &["acl", "legal-hold", "restore", "retention", "select", "torrent"];
 
 /// Headers asking for features not built: the request answers 501 rather
 /// than storing data without what the header promised (an object "encrypted
@@ -224,6 +225,12 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
     }
     if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
         return Ok(Op::NotImplemented(sub));
+    }
+    if head.has_query("attributes") {
+        return match m {
+            "GET" => Ok(Op::GetObjectAttributes),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
     }
     if head.has_query("tagging") {
         return match m {

@@ -209,12 +209,17 @@ pub fn sdk(endpoint: &str) -> aws_sdk_s3::Client {
 }
 
 pub fn sdk_with(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {
+    sdk_in(endpoint, access, secret, "us-east-1")
+}
+
+/// A client signing for `region` (a node started with `--region`).
+pub fn sdk_in(endpoint: &str, access: &str, secret: &str, region: &str) -> aws_sdk_s3::Client {
     let creds = aws_sdk_s3::config::Credentials::new(access, secret, None, None, "test");
     let http = aws_smithy_http_client::Builder::new().build_http();
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .region(aws_sdk_s3::config::Region::new(region.to_string()))
         .credentials_provider(creds)
         .force_path_style(true)
         .http_client(http)

@@ -192,8 +192,15 @@ impl Index {
     }
 
     /// Whether any key (any version, markers included) of `bucket` is here.
+    /// Whether the bucket holds an object version or delete marker here
+    /// (uploads in progress do not stop DeleteBucket: it aborts them).
     pub fn has_keys(&self, bucket: &str) -> bool {
-        self.keys.get(bucket).is_some_and(|m| !m.is_empty()) || self.uploads.get(bucket).is_some_and(|m| !m.is_empty())
+        self.keys.get(bucket).is_some_and(|m| !m.is_empty())
+    }
+
+    /// Whether the bucket has an upload in progress here.
+    pub fn has_uploads(&self, bucket: &str) -> bool {
+        self.uploads.get(bucket).is_some_and(|m| !m.is_empty())
     }
 
     pub fn owned_buckets(&self) -> &BTreeMap<String, BucketState> {

@@ -203,10 +203,10 @@ mod tests {
         assert_eq!(ix.apply(&put(1, 2))[0].segment, SegmentId(1));
         assert!(ix.apply(&put(2, 3)).is_empty());
         assert_eq!(ix.segments_with_parts().len(), 2);
-        assert!(ix.has_keys("b"));
+        assert!(ix.has_uploads("b") && !ix.has_keys("b"));
         let freed = ix.apply(&MetaOp::AbortUpload { bucket: "b".into(), key: "k".into(), upload: UploadId(1) });
         assert_eq!(freed.len(), 2);
-        assert!(!ix.has_keys("b"));
+        assert!(!ix.has_uploads("b"));
         // A part for an upload that is gone is dead at once.
         assert_eq!(ix.apply(&put(1, 4)).len(), 1);
     }
