@@ -221,17 +221,24 @@ pub struct Guard {
     pub sole: bool,
 }
 
-/// PutObjectTagging / DeleteObjectTagging: replaces the tag set of one
-/// version (the current one when `version` is None); data and other
-/// metadata stay as they are.
+/// PutObjectTagging / DeleteObjectTagging / PutObjectAcl: replaces the tag
+/// set or the ACL of one version (the current one when `version` is None);
+/// data and other metadata stay as they are.
 #[derive(Clone)]
 pub struct TagReq {
     pub bucket: String,
     pub key: String,
     pub version: Option<VersionId>,
-    pub tags: Vec<(String, String)>,
+    pub edit: MetaEdit,
     /// Log bytes the owner reserves for the record (set by the owner).
     reserve: usize,
+}
+
+/// What a `TagReq` changes in a version's metadata.
+#[derive(Clone)]
+pub enum MetaEdit {
+    Tags(Vec<(String, String)>),
+    Acl(Option<Vec<u8>>),
 }
 
 /// One key's versions as a lifecycle scan sees them (newest first).
@@ -717,7 +724,28 @@ impl Engine {
         version: Option<VersionId>,
         tags: Vec<(String, String)>,
     ) -> Result<VersionId, Error> {
-        let req = TagReq { bucket: bucket.into(), key: key.into(), version, tags, reserve: 0 };
+        self.edit_meta(bucket, key, version, MetaEdit::Tags(tags)).await
+    }
+
+    /// Replaces the ACL of a version; answers its id.
+    pub async fn set_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        acl: Option<Vec<u8>>,
+    ) -> Result<VersionId, Error> {
+        self.edit_meta(bucket, key, version, MetaEdit::Acl(acl)).await
+    }
+
+    async fn edit_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        edit: MetaEdit,
+    ) -> Result<VersionId, Error> {
+        let req = TagReq { bucket: bucket.into(), key: key.into(), version, edit, reserve: 0 };
         self.call(self.owner(bucket, key), |reply| Request::SetTags(req, reply)).await
     }
 

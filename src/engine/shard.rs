@@ -358,7 +358,7 @@ impl Shard {
             Request::SetTags(mut t, reply) => match self.check_writable() {
                 Ok(()) => {
                     // Room for the version's record as it is now, with the new tags.
-                    let now = self.tags_op(super::TagReq { tags: t.tags.clone(), ..t.clone() });
+                    let now = self.tags_op(t.clone());
                     t.reserve = now.map_or(0, |(op, _)| packed_len(op.encode().len()));
                     self.queue.push_back(Queued::Tags(t, reply))
                 }
@@ -1009,7 +1009,7 @@ impl Shard {
 
     /// The record that gives a version new tags, and the room reserved for it.
     fn tags_op(&self, t: super::TagReq) -> Result<(MetaOp, usize), Error> {
-        let super::TagReq { bucket, key, version, tags, reserve } = t;
+        let super::TagReq { bucket, key, version, edit, reserve } = t;
         if self.buckets().borrow().get(&bucket).is_none() {
             return Err(Error::NoSuchBucket);
         }
@@ -1018,7 +1018,10 @@ impl Shard {
             other => other?,
         };
         let mut meta = v.meta.get();
-        meta.tags = tags;
+        match edit {
+            super::MetaEdit::Tags(tags) => meta.tags = tags,
+            super::MetaEdit::Acl(acl) => meta.acl = acl,
+        }
         v.meta = MetaBlob::new(&meta);
         Ok((MetaOp::PutVersion { bucket, key, version: v }, reserve))
     }

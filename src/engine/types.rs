@@ -232,6 +232,11 @@ pub struct ObjectMeta {
     /// CompleteMultipartUpload (an SDK retry after a lost response) finds
     /// its result.
     pub completed_upload: Option<UploadId>,
+    /// Who wrote the object (an access key), where that is not the
+    /// bucket's owner; None: the bucket owner owns it.
+    pub owner: Option<String>,
+    /// The object's ACL (`s3::access::Acl` encoded); None: private to its owner.
+    pub acl: Option<Vec<u8>>,
 }
 
 /// One version of a key: an object or a delete marker.
@@ -362,6 +367,8 @@ const F_INITIATOR: u8 = 23;
 const F_UPLOAD_CHECKSUM: u8 = 24;
 const F_COMPLETED_UPLOAD: u8 = 25;
 const F_PART_CHECKSUM: u8 = 26;
+const F_OBJECT_OWNER: u8 = 27;
+const F_ACL: u8 = 28;
 const F_OWNER: u8 = 30;
 const F_CREATED: u8 = 31;
 const F_VERSIONING: u8 = 32;
@@ -561,6 +568,8 @@ impl ObjectMeta {
             + self.part_sizes.len() * 16
             + self.part_checksums.iter().map(|c| c.len() + 8).sum::<usize>()
             + self.completed_upload.map_or(0, |_| 24)
+            + self.owner.as_ref().map_or(0, |o| o.len() + 16)
+            + self.acl.as_ref().map_or(0, |a| a.len() + 16)
     }
 
     fn encode(&self, e: &mut Enc) {
@@ -572,6 +581,7 @@ impl ObjectMeta {
             (F_CACHE_CONTROL, &self.cache_control),
             (F_EXPIRES, &self.expires),
             (F_STORAGE_CLASS, &self.storage_class),
+            (F_OBJECT_OWNER, &self.owner),
         ];
         for (tag, value) in strings {
             if let Some(s) = value {
@@ -605,6 +615,11 @@ impl ObjectMeta {
                 e.u128(id.0);
             });
         }
+        if let Some(acl) = &self.acl {
+            e.field(F_ACL, |e| {
+                e.bytes(acl);
+            });
+        }
     }
 
     fn decode_field(&mut self, tag: u8, f: &mut Dec) -> Result<(), DecodeError> {
@@ -616,6 +631,11 @@ impl ObjectMeta {
             F_CACHE_CONTROL => &mut self.cache_control,
             F_EXPIRES => &mut self.expires,
             F_STORAGE_CLASS => &mut self.storage_class,
+            F_OBJECT_OWNER => &mut self.owner,
+            F_ACL => {
+                self.acl = Some(f.bytes()?.to_vec());
+                return Ok(());
+            }
             F_USER_META => {
                 self.user.push((f.string()?, f.string()?));
                 return Ok(());
@@ -708,6 +728,8 @@ mod tests {
                 checksum: Some(Checksum { algo: ChecksumAlgo::Crc32c, value: vec![1, 2, 3, 4], parts: 0 }),
                 tags: vec![("t".into(), "v".into())],
                 part_sizes: vec![3, 2],
+                owner: Some("AKALT".into()),
+                acl: Some(b"READ g:AllUsers".to_vec()),
                 ..Default::default()
             }),
         }

@@ -42,6 +42,8 @@ pub struct ObjectSummary {
     pub etag: ETag,
     pub mtime_ms: i64,
     pub storage_class: Option<String>,
+    /// The object's writer where it is not the bucket owner.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub struct VersionSummary {
     pub delete_marker: bool,
     pub latest: bool,
     pub storage_class: Option<String>,
+    /// The version's writer where it is not the bucket owner.
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -333,12 +337,14 @@ impl Index {
                     inclusive = false;
                     continue 'restart;
                 }
+                let (storage_class, owner) = current.class_and_owner();
                 out.push(ListEntry::Object(ObjectSummary {
                     key: key_str.to_string(),
                     size: current.size,
                     etag: current.etag,
                     mtime_ms: current.mtime_ms,
-                    storage_class: current.storage_class(),
+                    storage_class,
+                    owner,
                 }));
                 if out.len() >= q.limit {
                     return out;
@@ -375,6 +381,7 @@ impl Index {
                     skipping = Some(v.id) != q.version_marker;
                     continue;
                 }
+                let (storage_class, owner) = v.class_and_owner();
                 out.push(VersionEntry::Version {
                     key: key.to_string(),
                     version: VersionSummary {
@@ -384,7 +391,8 @@ impl Index {
                         mtime_ms: v.mtime_ms,
                         delete_marker: v.delete_marker,
                         latest: i == 0,
-                        storage_class: v.storage_class(),
+                        storage_class,
+                        owner,
                     },
                 });
                 if out.len() >= q.limit {

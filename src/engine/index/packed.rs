@@ -229,7 +229,17 @@ impl<'a> VersionRef<'a> {
 
     /// The storage class named in the metadata, if any.
     pub fn storage_class(&self) -> Option<String> {
-        if self.meta_common { None } else { self.meta_blob().get().storage_class }
+        self.class_and_owner().0
+    }
+
+    /// The storage class and the writer (when not the bucket owner), as
+    /// listings report them: one metadata decode for both.
+    pub fn class_and_owner(&self) -> (Option<String>, Option<String>) {
+        if self.meta_common {
+            return (None, None);
+        }
+        let m = self.meta_blob().get();
+        (m.storage_class, m.owner)
     }
 
     /// The version as the rest of the engine uses it.
