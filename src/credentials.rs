@@ -21,13 +21,26 @@ pub enum Error {
 #[derive(Deserialize)]
 struct UsersFile {
     #[serde(default)]
-    user: Vec<UserEntry>,
+    user: Vec<UserFileEntry>,
 }
 
 #[derive(Deserialize)]
 struct UserEntry {
     access_key: String,
     secret_key: String,
+}
+
+/// A `[[user]]` of the users file: keys, and optionally the identity ACLs
+/// and Owner elements show (a canonical id derived from the access key and
+/// the access key as display name otherwise). An entry with the first
+/// user's access key sets that user's identity.
+#[derive(Deserialize)]
+struct UserFileEntry {
+    access_key: String,
+    secret_key: String,
+    canonical_id: Option<String>,
+    display_name: Option<String>,
+    email: Option<String>,
 }
 
 fn random_key(len: usize, alphabet: &[u8]) -> String {
@@ -50,7 +63,16 @@ pub fn load(config: &Config) -> Result<Users, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let file: UsersFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         for u in file.user {
-            users.add(u.access_key, u.secret_key);
+            if let Some(id) = &u.canonical_id
+                && (id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(err(format!("canonical_id of {} is not 64 hex digits", u.access_key)));
+            }
+            let id = u
+                .canonical_id
+                .map_or_else(|| crate::s3::access::derived_canonical_id(&u.access_key), |i| i.to_ascii_lowercase());
+            let display_name = u.display_name.unwrap_or_else(|| u.access_key.clone());
+            users.add_user(crate::s3::access::User::new(u.access_key, u.secret_key, id, display_name, u.email));
         }
     }
     Ok(users)

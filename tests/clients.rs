@@ -52,7 +52,7 @@ fn direct(node: &Node) -> Endpoint {
 }
 
 /// Runs one lane to completion; fails the test with its output if it fails.
-fn run_lane(name: &str, program: &Path, args: &[&str], cwd: &Path, at: &Endpoint) {
+fn run_lane(name: &str, program: &Path, args: &[&str], cwd: &Path, at: &Endpoint, env: &[(&str, &str)]) {
     let work = temp_dir(&format!("lane-{name}"));
     let mut cmd = Command::new(program);
     // The machine's AWS_* settings (profiles, CA bundles) are not the lane's.
@@ -72,6 +72,7 @@ fn run_lane(name: &str, program: &Path, args: &[&str], cwd: &Path, at: &Endpoint
     if let Some(ca) = &at.ca {
         cmd.env("KALIGON_CA", ca);
     }
+    cmd.envs(env.iter().copied());
     let started = Instant::now();
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -88,13 +89,13 @@ fn run_lane(name: &str, program: &Path, args: &[&str], cwd: &Path, at: &Endpoint
 }
 
 fn python_lane(name: &str, at: &Endpoint) {
-    run_lane(name, &python(), &[&format!("{name}_lane.py")], &clients_dir(), at);
+    run_lane(name, &python(), &[&format!("{name}_lane.py")], &clients_dir(), at, &[]);
 }
 
 fn js_lane(at: &Endpoint) {
     let dir = clients_dir().join("js");
     assert!(dir.join("node_modules").exists(), "run tests/clients/setup.sh (tests/run.sh does)");
-    run_lane("js", Path::new("node"), &["lane.mjs"], &dir, at);
+    run_lane("js", Path::new("node"), &["lane.mjs"], &dir, at, &[]);
 }
 
 /// nginx terminating TLS in front of a node, with a certificate made for
@@ -201,6 +202,37 @@ fn boto3_through_tls_proxy() {
 fn conformance() {
     let node = Node::start("conformance", &[]);
     python_lane("conformance", &direct(&node));
+}
+
+/// Access control (ACLs, policies, Public Access Block, Object Ownership,
+/// anonymous reads and form uploads) with boto3, aws-cli, s3cmd and plain
+/// HTTP, for the first user and a second one from a users file that names
+/// its canonical id, display name and e-mail.
+#[test]
+fn access() {
+    const ALT_KEY: &str = "KLGNALTACCESSKEY00002";
+    const ALT_SECRET: &str = "alt/secret+key0123456789abcdefghijklmnopq";
+    let alt_id = "a1".repeat(32);
+    let dir = temp_dir("access");
+    let users = dir.join("users.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\naccess_key = \"{ALT_KEY}\"\nsecret_key = \"{ALT_SECRET}\"\ncanonical_id = \"{alt_id}\"\n\
+             display_name = \"alt-user\"\nemail = \"alt@example.com\"\n"
+        ),
+    )
+    .unwrap();
+    let node = Node::start_in(dir.clone(), &["--users", users.to_str().unwrap()]);
+    let env = [
+        ("KALIGON_ALT_ACCESS_KEY", ALT_KEY),
+        ("KALIGON_ALT_SECRET_KEY", ALT_SECRET),
+        ("KALIGON_ALT_CANONICAL_ID", alt_id.as_str()),
+        ("KALIGON_ALT_DISPLAY_NAME", "alt-user"),
+        ("KALIGON_ALT_EMAIL", "alt@example.com"),
+    ];
+    run_lane("access", &python(), &["access_lane.py"], &clients_dir(), &direct(&node), &env);
 }
 
 /// Lifecycle rules and tagging through aws-cli, boto3 and s3cmd, with a

@@ -52,7 +52,13 @@ pub async fn get_object_attributes(req: &mut Req<'_>) -> Result<Response, S3Erro
     let Some(bucket) = engine.bucket(req.bucket()) else {
         return Err(S3ErrorCode::NoSuchBucket.into());
     };
-    let v = engine.get(req.bucket(), req.key(), version).await?;
+    let found = engine.get(req.bucket(), req.key(), version).await;
+    let v = req.check_object(
+        &bucket,
+        "s3:GetObjectAttributes",
+        super::access::Need::Object(super::access::Perm::Read),
+        found,
+    )?;
     let m = v.meta.get();
     let mut x = Xml::new("GetObjectAttributesResponse");
     for name in wanted {

@@ -61,7 +61,7 @@ pub async fn list_buckets(req: &mut Req<'_>) -> Result<Response, S3Error> {
             .close("Bucket");
     }
     x.close("Buckets");
-    x.open("Owner").elem("ID", &req.user).elem("DisplayName", &req.user).close("Owner");
+    x.owner("Owner", &req.ctx.users.owner_of(&req.user));
     if more && let Some((last, _)) = mine.last() {
         x.elem("ContinuationToken", &TOKEN.encode(last));
     }
@@ -95,12 +95,18 @@ pub async fn create_bucket(req: &mut Req<'_>, conn: &mut Conn) -> Result<Respons
             S3ErrorCode::InvalidLocationConstraint.into()
         });
     }
-    let state = BucketState { owner: req.user.clone(), created_ms: now_ms(), ..Default::default() };
+    let configs = super::acl::for_new_bucket(req, &req.user)?;
+    let acl = configs.iter().find(|(n, _)| n == super::access::BUCKET_ACL).map(|(_, d)| d.clone());
+    let state = BucketState { owner: req.user.clone(), created_ms: now_ms(), configs, ..Default::default() };
     match req.ctx.engine.create_bucket(req.bucket(), state).await {
         // "For legacy compatibility, if you re-create an existing bucket that
         // you already own in the North Virginia Region, Amazon S3 returns
-        // 200 OK" (CreateBucket, BucketAlreadyOwnedByYou); 409 elsewhere.
-        Err(EngineError::BucketAlreadyOwnedByYou) if req.ctx.config.region == "us-east-1" => {}
+        // 200 OK and resets the bucket access control lists (ACLs)"
+        // (CreateBucket, BucketAlreadyOwnedByYou); 409 elsewhere.
+        Err(EngineError::BucketAlreadyOwnedByYou) if req.ctx.config.region == "us-east-1" => {
+            let state = existing(req)?;
+            req.ctx.engine.set_bucket_config(req.bucket(), &state, super::access::BUCKET_ACL, acl).await?;
+        }
         r => r?,
     }
     Ok(Response::new(200).header("location", format!("/{}", req.bucket())))

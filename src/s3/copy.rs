@@ -2,6 +2,7 @@
 //! the engine and written as a new object, with the metadata directive,
 //! copy-source conditions and version ids AWS defines.
 
+use super::access::{Need, Perm};
 use super::checksum::{self, Hasher};
 use super::error::{S3Error, S3ErrorCode};
 use super::object::{check_key, invalid, object_meta, write_condition};
@@ -140,15 +141,24 @@ pub(super) async fn source(req: &Req<'_>) -> Result<Source, S3Error> {
     let raw_source = req.head.header("x-amz-copy-source").unwrap_or_default().to_string();
     let (bucket, key, asked) = parse_source(&raw_source)?;
     let state = engine.bucket(&bucket).ok_or(S3ErrorCode::NoSuchBucket)?;
-    if state.owner != req.user {
-        return Err(S3ErrorCode::AccessDenied.into());
-    }
-    let version = engine.get(&bucket, &key, asked).await.map_err(|e| match e {
-        crate::engine::Error::MethodNotAllowed(_) => {
-            invalid("The source of a copy request may not specifically refer to a delete marker by version id.")
+    let found = engine.get(&bucket, &key, asked).await;
+    let version = match found {
+        Err(crate::engine::Error::MethodNotAllowed(_)) => {
+            return Err(invalid(
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+            ));
         }
-        e => S3Error::from(e),
-    })?;
+        // The source is read as a GetObject of it would be decided.
+        found => req.check_object_in(
+            &bucket,
+            &key,
+            &state,
+            "s3:GetObject",
+            Need::Object(Perm::Read),
+            asked.is_some(),
+            found,
+        )?,
+    };
     check_source_conditions(req, &version)?;
     let versioned = state.versioning != crate::engine::Versioning::Unversioned;
     Ok(Source { bucket, key, asked, version, versioned })
@@ -180,6 +190,11 @@ pub async fn copy_object(req: &mut Req<'_>) -> Result<Response, S3Error> {
     let mut meta = if replace { object_meta(req)? } else { v.meta.get() };
     if !replace && let Some(sc) = req.head.header("x-amz-storage-class") {
         meta.storage_class = Some(sc.to_string());
+    }
+    // A copy is a new object: the writer's, with the ACL the request sets.
+    if !replace {
+        let state = engine.bucket(req.bucket()).ok_or(S3ErrorCode::NoSuchBucket)?;
+        (meta.owner, meta.acl) = super::acl::for_new_object(req, &state)?;
     }
     meta.part_sizes.clear();
     meta.completed_upload = None;

@@ -29,6 +29,7 @@ macro_rules! codes {
 
 codes! {
     AccessDenied = 403, "Access Denied";
+    AccessControlListNotSupported = 400, "The bucket does not allow ACLs";
     AccessForbidden = 403, "CORSResponse: CORS is not enabled for this bucket.";
     AuthorizationHeaderMalformed = 400, "The authorization header is malformed.";
     AuthorizationQueryParametersError = 400, "Error parsing the X-Amz-Credential parameter.";
@@ -39,6 +40,7 @@ codes! {
     BucketNotEmpty = 409, "The bucket you tried to delete is not empty";
     ConditionalRequestConflict = 409, "A conflicting operation occurred. If using PutObject you can retry the request.";
     IllegalLocationConstraintException = 400, "The location constraint is incompatible for the region specific endpoint this request was sent to.";
+    InvalidBucketAclWithObjectOwnership = 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting";
     InvalidLocationConstraint = 400, "The specified location-constraint is not valid";
     EntityTooLarge = 400, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall = 400, "Your proposed upload is smaller than the minimum allowed object size.";
@@ -56,8 +58,11 @@ codes! {
     InvalidTag = 400, "The tag provided was not a valid tag. This error can occur if the tag did not pass input validation.";
     InvalidRange = 416, "The requested range is not satisfiable";
     InvalidRequest = 400, "Invalid Request";
+    UnexpectedContent = 400, "This request does not support content";
     IncorrectNumberOfFilesInPostRequest = 400, "POST requires exactly one file upload per request.";
     KeyTooLongError = 400, "Your key is too long";
+    MalformedACLError = 400, "The XML you provided was not well-formed or did not validate against our published schema";
+    MalformedPolicy = 400, "Policies must be valid JSON and the first byte must be '{'";
     MalformedPOSTRequest = 400, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML = 400, "The XML you provided was not well-formed or did not validate against our published schema.";
     MaxPostPreDataLengthExceededError = 400, "Your POST request fields preceding the upload file were too large.";
@@ -66,15 +71,19 @@ codes! {
     MissingContentLength = 411, "You must provide the Content-Length HTTP header.";
     MissingSecurityHeader = 400, "Your request is missing a required header.";
     NoSuchBucket = 404, "The specified bucket does not exist";
+    NoSuchBucketPolicy = 404, "The bucket policy does not exist";
     NoSuchKey = 404, "The specified key does not exist.";
     NoSuchLifecycleConfiguration = 404, "The lifecycle configuration does not exist";
+    NoSuchPublicAccessBlockConfiguration = 404, "The public access block configuration was not found";
     NoSuchTagSet = 404, "The TagSet does not exist";
     NoSuchUpload = 404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NoSuchVersion = 404, "The specified version does not exist.";
+    OwnershipControlsNotFoundError = 404, "The bucket ownership controls were not found";
     NotImplemented = 501, "A header you provided implies functionality that is not implemented.";
     NotModified = 304, "Not Modified";
     OperationAborted = 409, "A conflicting conditional operation is currently in progress against this resource. Try again.";
     PreconditionFailed = 412, "At least one of the pre-conditions you specified did not hold";
+    UnresolvableGrantByEmailAddress = 400, "The e-mail address you provided does not match any account on record.";
     RequestHeaderSectionTooLarge = 400, "Your request header section exceeds the maximum allowed size.";
     RequestTimeout = 400, "Your socket connection to the server was not read from or written to within the timeout period.";
     RequestTimeTooSkewed = 403, "The difference between the request time and the server's time is too large.";

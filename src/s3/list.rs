@@ -68,9 +68,9 @@ impl KeyMarkerPage {
 pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Error> {
     let h = &req.head;
     let engine = &req.ctx.engine;
-    if engine.bucket(req.bucket()).is_none() {
+    let Some(bucket_owner) = engine.bucket(req.bucket()).map(|b| b.owner) else {
         return Err(S3ErrorCode::NoSuchBucket.into());
-    }
+    };
     let prefix = h.query_param("prefix").unwrap_or_default();
     let delimiter = h.query_param("delimiter").filter(|d| !d.is_empty());
     let url = url_encoding(h)?;
@@ -139,7 +139,7 @@ pub async fn list_objects(req: &mut Req<'_>, v2: bool) -> Result<Response, S3Err
                 .elem("Size", &o.size.to_string())
                 .elem("StorageClass", o.storage_class.as_deref().unwrap_or("STANDARD"));
             if fetch_owner {
-                x.owner("Owner", &req.user);
+                x.owner("Owner", &req.ctx.users.owner_of(o.owner.as_deref().unwrap_or(&bucket_owner)));
             }
             x.close("Contents");
         }

@@ -2,6 +2,8 @@
 //! writing the answer. Handlers return a `Response` or an `S3Error`; they
 //! never pick status codes themselves (see `error.rs`).
 
+pub mod access;
+pub mod acl;
 pub mod attributes;
 pub mod bucket;
 pub mod checksum;
@@ -12,6 +14,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod policy;
 pub mod post;
 pub mod route;
 pub mod tagging;
@@ -19,7 +22,6 @@ pub mod versions;
 pub mod xml;
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -27,35 +29,14 @@ use error::{S3Error, S3ErrorCode};
 use route::Op;
 
 use crate::auth::{self, Identity, PayloadCheck};
+use crate::engine;
 use crate::http::body::BodyReader;
 use crate::http::conn::Conn;
 use crate::http::head::Head;
 use crate::http::response::{Body, Response};
 use crate::runtime::Ctx;
 
-/// Access keys and their secrets.
-#[derive(Default, Clone)]
-pub struct Users {
-    secrets: HashMap<String, String>,
-}
-
-impl Users {
-    pub fn add(&mut self, access_key: String, secret_key: String) {
-        self.secrets.insert(access_key, secret_key);
-    }
-    pub fn len(&self) -> usize {
-        self.secrets.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
-    }
-}
-
-impl auth::SecretStore for Users {
-    fn secret_key(&self, access_key: &str) -> Option<String> {
-        self.secrets.get(access_key).cloned()
-    }
-}
+pub use access::Users;
 
 /// One request being served.
 pub struct Req<'a> {
@@ -69,6 +50,8 @@ pub struct Req<'a> {
     pub request_id: String,
     /// Whether `100 Continue` still has to be sent before reading the body.
     pub expect_continue: bool,
+    /// The client's address (policies' `aws:SourceIp`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Req<'_> {
@@ -85,6 +68,145 @@ impl Req<'_> {
         }
         Ok(())
     }
+    /// The requester's access key; None when anonymous.
+    pub fn who(&self) -> Option<&str> {
+        (!self.user.is_empty()).then_some(self.user.as_str())
+    }
+
+    /// What policy conditions can see of this request.
+    pub fn facts(&self) -> policy::RequestFacts<'_> {
+        let h = &self.head;
+        let auth = h.header("authorization");
+        let (signature_version, auth_type) = match auth {
+            Some(a) if a.starts_with("AWS4-") => (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER")),
+            Some(_) => (Some("AWS"), Some("REST-HEADER")),
+            None if h.has_query("X-Amz-Signature") => (Some("AWS4-HMAC-SHA256"), Some("REST-QUERY-STRING")),
+            None if h.has_query("Signature") => (Some("AWS"), Some("REST-QUERY-STRING")),
+            None if h.method == "POST" && self.who().is_some() => (None, Some("POST")),
+            None => (None, None),
+        };
+        policy::RequestFacts {
+            head: h,
+            source_ip: self.peer,
+            secure: false,
+            now_ms: now_ms(),
+            signature_version,
+            auth_type,
+            user: self.who(),
+            user_id: self.who().and_then(|k| self.ctx.users.by_key(k)).map(|u| u.id.as_str()),
+            prefix: None,
+        }
+    }
+
+    /// Decides `action` needing `need` on this request's bucket (and the
+    /// object version `object`, when the decision is about one).
+    pub fn allowed(
+        &self,
+        state: &engine::types::BucketState,
+        action: &'static str,
+        need: access::Need,
+        object: Option<&engine::types::ObjectMeta>,
+    ) -> Result<(), S3Error> {
+        self.allowed_in(self.bucket(), self.key.as_deref(), state, action, need, object)
+    }
+
+    /// `allowed` for another bucket and key (a copy's source).
+    pub fn allowed_in(
+        &self,
+        bucket: &str,
+        key: Option<&str>,
+        state: &engine::types::BucketState,
+        action: &'static str,
+        need: access::Need,
+        object: Option<&engine::types::ObjectMeta>,
+    ) -> Result<(), S3Error> {
+        self.decide_in(bucket, key, state, action, need, object, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_in(
+        &self,
+        bucket: &str,
+        key: Option<&str>,
+        state: &engine::types::BucketState,
+        action: &'static str,
+        need: access::Need,
+        object: Option<&engine::types::ObjectMeta>,
+        prefix: Option<&str>,
+    ) -> Result<(), S3Error> {
+        let mut facts = self.facts();
+        facts.prefix = prefix.map(str::to_owned);
+        let q = access::Question {
+            who: self.who(),
+            action,
+            need,
+            bucket_name: bucket,
+            bucket: state,
+            key,
+            object: object.map(|m| access::ObjectFacts {
+                owner: m.owner.as_deref().unwrap_or(&state.owner),
+                acl: m.acl.as_deref().map(access::Acl::decode),
+                tags: &m.tags,
+            }),
+            facts: &facts,
+        };
+        access::decide(&q)
+    }
+
+    /// The object check of a read (GetObject, HeadObject, ACLs, attributes)
+    /// once its version is looked up: a version the requester may not
+    /// `need` is AccessDenied; a missing one is AccessDenied too unless the
+    /// requester may list the bucket (S3 does not tell who may not list
+    /// whether a key exists).
+    pub fn check_object(
+        &self,
+        state: &engine::types::BucketState,
+        action: &'static str,
+        need: access::Need,
+        found: Result<engine::Version, engine::Error>,
+    ) -> Result<engine::Version, S3Error> {
+        let by_version = self.head.has_query("versionId");
+        self.check_object_in(self.bucket(), self.key(), state, action, need, by_version, found)
+    }
+
+    /// `check_object` for another bucket and key (a copy's source).
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_object_in(
+        &self,
+        bucket: &str,
+        key: &str,
+        state: &engine::types::BucketState,
+        action: &'static str,
+        need: access::Need,
+        by_version: bool,
+        found: Result<engine::Version, engine::Error>,
+    ) -> Result<engine::Version, S3Error> {
+        let action = match (action, by_version) {
+            ("s3:GetObject", true) => "s3:GetObjectVersion",
+            ("s3:GetObjectAcl", true) => "s3:GetObjectVersionAcl",
+            ("s3:PutObjectAcl", true) => "s3:PutObjectVersionAcl",
+            ("s3:GetObjectTagging", true) => "s3:GetObjectVersionTagging",
+            ("s3:PutObjectTagging", true) => "s3:PutObjectVersionTagging",
+            ("s3:DeleteObjectTagging", true) => "s3:DeleteObjectVersionTagging",
+            (a, _) => a,
+        };
+        match found {
+            Ok(v) if v.delete_marker => Ok(v),
+            Ok(v) => {
+                self.allowed_in(bucket, Some(key), state, action, need, Some(&v.meta.get()))?;
+                Ok(v)
+            }
+            Err(e) => {
+                if matches!(e, engine::Error::NoSuchKey | engine::Error::DeleteMarker(_)) {
+                    // s3:ListBucket on the bucket, for that key as the prefix.
+                    let list = access::Need::Bucket(access::Perm::Read);
+                    self.decide_in(bucket, None, state, "s3:ListBucket", list, None, Some(key))?;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
     /// The resource path for error bodies.
     pub fn resource(&self) -> String {
         match (&self.bucket, &self.key) {
@@ -168,6 +290,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         body,
         request_id: request_id.clone(),
         expect_continue,
+        peer: conn.peer.map(|a| a.ip()),
     };
     let result = if req.head.method == "OPTIONS" {
         cors::preflight(&req)
@@ -207,20 +330,31 @@ fn prepare(req: &mut Req<'_>, target: &route::Target) -> Result<Op, S3Error> {
     req.payload = Some(authed.payload);
     req.user = match authed.identity {
         Identity::User { access_key } => access_key,
-        // A POST upload is signed inside its form; the handler checks it.
-        Identity::Anonymous if op == Op::PostObject => String::new(),
-        // S3 tells anyone that a bucket does not exist.
-        Identity::Anonymous if req.bucket.as_deref().is_some_and(|b| ctx.engine.bucket(b).is_none()) => {
-            return Err(S3ErrorCode::NoSuchBucket.into());
-        }
-        Identity::Anonymous => return Err(S3ErrorCode::AccessDenied.into()),
+        // Anonymous requests are decided like any other, by ACLs and policy.
+        Identity::Anonymous => String::new(),
     };
-    if let Some(bucket) = &req.bucket
-        && !matches!(op, Op::CreateBucket | Op::PostObject)
-        && let Some(state) = ctx.engine.bucket(bucket)
-        && state.owner != req.user
-    {
-        return Err(S3ErrorCode::AccessDenied.into());
+    let state = req.bucket.as_deref().and_then(|b| ctx.engine.bucket(b));
+    match access::check_of(op, req.head.has_query("versionId")) {
+        access::Check::Account if req.user.is_empty() => return Err(access::denied()),
+        access::Check::Account => {}
+        // S3 tells anyone that a bucket does not exist.
+        _ if state.is_none() && req.user.is_empty() => return Err(S3ErrorCode::NoSuchBucket.into()),
+        // A POST upload is signed inside its form; the handler decides it.
+        _ if op == Op::PostObject => {}
+        access::Check::Bucket(action, need) => {
+            if let Some(state) = &state {
+                req.allowed(state, action, need, None)?;
+            }
+        }
+        access::Check::Object => {}
+    }
+    // "x-amz-expected-bucket-owner": the request is for the bucket only if
+    // the caller's idea of its owner is right (AccessDenied otherwise).
+    if let (Some(want), Some(state)) = (req.head.header("x-amz-expected-bucket-owner"), &state) {
+        let (id, _) = ctx.users.owner_of(&state.owner);
+        if want != id && want != state.owner {
+            return Err(access::denied());
+        }
     }
     if ctx.engine.is_poisoned() && op.writes() {
         return Err(S3Error::with_message(
@@ -267,6 +401,20 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::PutBucketLifecycleConfiguration => lifecycle::put_bucket_lifecycle_configuration(req, conn).await,
         Op::GetBucketLifecycleConfiguration => lifecycle::get_bucket_lifecycle_configuration(req).await,
         Op::DeleteBucketLifecycle => lifecycle::delete_bucket_lifecycle(req).await,
+        Op::GetBucketAcl => acl::get_bucket_acl(req).await,
+        Op::PutBucketAcl => acl::put_bucket_acl(req, conn).await,
+        Op::GetObjectAcl => acl::get_object_acl(req).await,
+        Op::PutObjectAcl => acl::put_object_acl(req, conn).await,
+        Op::GetBucketPolicy => acl::get_bucket_policy(req).await,
+        Op::PutBucketPolicy => acl::put_bucket_policy(req, conn).await,
+        Op::DeleteBucketPolicy => acl::delete_bucket_policy(req).await,
+        Op::GetBucketPolicyStatus => acl::get_bucket_policy_status(req).await,
+        Op::GetBucketOwnershipControls => acl::get_bucket_ownership_controls(req).await,
+        Op::PutBucketOwnershipControls => acl::put_bucket_ownership_controls(req, conn).await,
+        Op::DeleteBucketOwnershipControls => acl::delete_bucket_ownership_controls(req).await,
+        Op::GetPublicAccessBlock => acl::get_public_access_block(req).await,
+        Op::PutPublicAccessBlock => acl::put_public_access_block(req, conn).await,
+        Op::DeletePublicAccessBlock => acl::delete_public_access_block(req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }

@@ -479,8 +479,13 @@ pub async fn list_parts(req: &mut Req<'_>) -> Result<Response, S3Error> {
         }
         x.close("Part");
     }
-    x.owner("Initiator", &u.initiator).owner("Owner", &req.user);
-    x.elem("StorageClass", u.meta.get().storage_class.as_deref().unwrap_or("STANDARD"));
+    // The Owner is who will own the object: the writer, or the bucket
+    // owner where Object Ownership gives it everything.
+    let meta = u.meta.get();
+    let bucket_owner = req.ctx.engine.bucket(req.bucket()).map(|b| b.owner).unwrap_or_default();
+    let owner = req.ctx.users.owner_of(meta.owner.as_deref().unwrap_or(&bucket_owner));
+    x.owner("Initiator", &req.ctx.users.owner_of(&u.initiator)).owner("Owner", &owner);
+    x.elem("StorageClass", meta.storage_class.as_deref().unwrap_or("STANDARD"));
     if let Some((algo, full)) = u.checksum {
         x.elem("ChecksumAlgorithm", algo.name()).elem("ChecksumType", checksum_type(full));
     }
@@ -533,7 +538,8 @@ pub async fn list_multipart_uploads(req: &mut Req<'_>) -> Result<Response, S3Err
     for e in &entries {
         let UploadEntry::Upload(u) = e else { continue };
         x.open("Upload").elem("Key", &enc(&u.key)).elem("UploadId", &u.id.to_string());
-        x.owner("Initiator", &u.initiator).owner("Owner", &req.user);
+        let initiator = req.ctx.users.owner_of(&u.initiator);
+        x.owner("Initiator", &initiator).owner("Owner", &initiator);
         x.elem("StorageClass", u.storage_class.as_deref().unwrap_or("STANDARD"))
             .elem("Initiated", &iso8601(u.initiated_ms));
         if let Some((algo, full)) = u.checksum {

@@ -72,6 +72,8 @@ pub(super) fn object_meta(req: &Req<'_>) -> Result<ObjectMeta, S3Error> {
         m.storage_class = Some(sc.to_string());
     }
     m.tags = super::tagging::from_header(req)?;
+    let state = req.ctx.engine.bucket(req.bucket()).ok_or(S3ErrorCode::NoSuchBucket)?;
+    (m.owner, m.acl) = super::acl::for_new_object(req, &state)?;
     Ok(m)
 }
 
@@ -455,22 +457,18 @@ pub async fn get_object(req: &mut Req<'_>, head_only: bool) -> Result<Response, 
         ));
     }
     let engine = &req.ctx.engine;
-    if engine.bucket(req.bucket()).is_none() {
+    let Some(state) = engine.bucket(req.bucket()) else {
         return Err(S3ErrorCode::NoSuchBucket.into());
-    }
-    let v = match engine.get(req.bucket(), req.key(), version).await {
-        Err(crate::engine::Error::MethodNotAllowed(id)) if head_only => {
-            // HEAD of a delete marker by id: 405 with the marker headers.
-            return Err(S3Error::from(crate::engine::Error::MethodNotAllowed(id)));
-        }
-        r => r?,
     };
+    // (A delete marker by id answers 405 with the marker's headers.)
+    let found = engine.get(req.bucket(), req.key(), version).await;
+    let v = req.check_object(&state, "s3:GetObject", super::access::Need::Object(super::access::Perm::Read), found)?;
     check_read_conditions(req, &v)?;
     let mut resp = Response::new(200)
         .header("etag", v.etag.to_string())
         .header("last-modified", http_date(v.mtime_ms))
         .header("accept-ranges", "bytes");
-    let versioned = engine.bucket(req.bucket()).is_some_and(|b| b.versioning != crate::engine::Versioning::Unversioned);
+    let versioned = state.versioning != crate::engine::Versioning::Unversioned;
     if versioned || !v.id.is_null() {
         resp.set_header("x-amz-version-id", v.id.to_string());
     }

@@ -202,6 +202,7 @@ fn as_headers(fields: &Fields) -> Vec<(String, String)> {
             | "content-language"
             | "expires"
             | "content-md5" => name.to_string(),
+            "acl" => "x-amz-acl".to_string(),
             n if n.starts_with("x-amz-meta-")
                 || n.starts_with("x-amz-checksum-")
                 || n.starts_with("x-amz-server-side-encryption")
@@ -246,30 +247,30 @@ pub async fn post_object(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response,
     let fields =
         Fields(fields.into_iter().map(|f| Field { name: f.name.to_ascii_lowercase(), value: f.value }).collect());
     let policy_b64 = fields.field("policy");
-    let user = match policy_b64 {
+    // A form without a policy is an anonymous upload: the bucket's ACL or
+    // policy must let anyone write.
+    req.user = match policy_b64 {
         Some(p) => auth::authenticate_post(&fields, p, req.ctx.users.as_ref(), &req.ctx.config.region)?,
         None if fields.field("x-amz-signature").is_some() || fields.field("signature").is_some() => {
             return Err(object::invalid("Bucket POST must contain a field named 'policy'."));
         }
-        None => return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Anonymous uploads are not allowed")),
+        None => String::new(),
     };
     let bucket = req.bucket().to_string();
-    match req.ctx.engine.bucket(&bucket) {
-        None => return Err(S3ErrorCode::NoSuchBucket.into()),
-        Some(b) if b.owner != user => return Err(S3ErrorCode::AccessDenied.into()),
-        Some(_) => {}
-    }
-    let policy = Policy::parse(policy_b64.unwrap_or_default())?;
-    let (min, max) = policy.check(&fields, &bucket, now_ms())?;
-    if let Some(acl) = fields.field("acl")
-        && !matches!(acl, "private" | "bucket-owner-full-control")
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            format!("the canned ACL '{acl}' is not implemented"),
-        ));
-    }
+    let state = req.ctx.engine.bucket(&bucket).ok_or(S3ErrorCode::NoSuchBucket)?;
+    req.allowed(&state, "s3:PutObject", super::access::Need::Bucket(super::access::Perm::Write), None)?;
     let key = object_key(&fields, file.filename.as_deref())?;
+    // The policy's conditions on the key see it with ${filename} replaced.
+    let (min, max) = match policy_b64 {
+        Some(p) => {
+            let mut checked = Fields(fields.0.clone());
+            if let Some(f) = checked.0.iter_mut().find(|f| f.name == "key") {
+                f.value = key.clone();
+            }
+            Policy::parse(p)?.check(&checked, &bucket, now_ms())?
+        }
+        None => (0, u64::MAX),
+    };
     req.key = Some(key);
     object::check_key(req)?;
     // From here the form's fields are this request's headers, so the
@@ -317,7 +318,7 @@ fn answer(req: &Req<'_>, fields: &Fields, stored: Response) -> Response {
         None => match fields.field("success_action_status") {
             Some("200") => Response::new(200),
             Some("201") => {
-                let mut x = Xml::new("PostResponse");
+                let mut x = Xml::bare("PostResponse");
                 x.elem("Location", &location).elem("Bucket", bucket).elem("Key", key).elem("ETag", &etag);
                 Response::xml(201, x.finish("PostResponse"))
             }

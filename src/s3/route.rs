@@ -44,6 +44,20 @@ pub enum Op {
     PutBucketLifecycleConfiguration,
     GetBucketLifecycleConfiguration,
     DeleteBucketLifecycle,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetObjectAcl,
+    PutObjectAcl,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
     /// Recognised but not implemented: answers 501 NotImplemented.
     NotImplemented(&'static str),
 }
@@ -69,6 +83,14 @@ impl Op {
                 | Op::DeleteBucketTagging
                 | Op::PutBucketLifecycleConfiguration
                 | Op::DeleteBucketLifecycle
+                | Op::PutBucketAcl
+                | Op::PutObjectAcl
+                | Op::PutBucketPolicy
+                | Op::DeleteBucketPolicy
+                | Op::PutBucketOwnershipControls
+                | Op::DeleteBucketOwnershipControls
+                | Op::PutPublicAccessBlock
+                | Op::DeletePublicAccessBlock
         )
     }
 }
@@ -77,7 +99,6 @@ impl Op {
 /// not implement makes the request a 501 rather than a silent success.
 const BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "cors",
     "encryption",
@@ -87,16 +108,12 @@ const BUCKET_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "website",
     "session",
 ];
-const OBJECT_SUBRESOURCES: &[&str] = &["acl", "legal-hold", "restore", "retention", "select", "torrent"];
+const OBJECT_SUBRESOURCES: &[&str] = &["legal-hold", "restore", "retention", "select", "torrent"];
 
 /// Headers asking for features not built: the request answers 501 rather
 /// than storing data without what the header promised (an object "encrypted
@@ -210,6 +227,29 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
                 _ => Err(S3ErrorCode::MethodNotAllowed.into()),
             };
         }
+        let by_method = |get: Op, put: Option<Op>, delete: Option<Op>| match m {
+            "GET" => Ok(get),
+            "PUT" => put.ok_or_else(|| S3Error::from(S3ErrorCode::MethodNotAllowed)),
+            "DELETE" => delete.ok_or_else(|| S3Error::from(S3ErrorCode::MethodNotAllowed)),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
+        if head.has_query("acl") {
+            return by_method(Op::GetBucketAcl, Some(Op::PutBucketAcl), None);
+        }
+        if head.has_query("policyStatus") {
+            return by_method(Op::GetBucketPolicyStatus, None, None);
+        }
+        if head.has_query("policy") {
+            return by_method(Op::GetBucketPolicy, Some(Op::PutBucketPolicy), Some(Op::DeleteBucketPolicy));
+        }
+        if head.has_query("ownershipControls") {
+            let (put, delete) = (Op::PutBucketOwnershipControls, Op::DeleteBucketOwnershipControls);
+            return by_method(Op::GetBucketOwnershipControls, Some(put), Some(delete));
+        }
+        if head.has_query("publicAccessBlock") {
+            let (put, delete) = (Op::PutPublicAccessBlock, Op::DeletePublicAccessBlock);
+            return by_method(Op::GetPublicAccessBlock, Some(put), Some(delete));
+        }
         if let Some(sub) = BUCKET_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
             return Ok(Op::NotImplemented(sub));
         }
@@ -225,6 +265,13 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
     }
     if let Some(sub) = OBJECT_SUBRESOURCES.iter().find(|s| head.has_query(s)) {
         return Ok(Op::NotImplemented(sub));
+    }
+    if head.has_query("acl") {
+        return match m {
+            "GET" => Ok(Op::GetObjectAcl),
+            "PUT" => Ok(Op::PutObjectAcl),
+            _ => Err(S3ErrorCode::MethodNotAllowed.into()),
+        };
     }
     if head.has_query("attributes") {
         return match m {
@@ -312,6 +359,10 @@ mod tests {
             ("PUT", "/b/k?tagging", Op::PutObjectTagging),
             ("DELETE", "/b?tagging", Op::DeleteBucketTagging),
             ("GET", "/b?cors", Op::NotImplemented("cors")),
+            ("PUT", "/b?acl", Op::PutBucketAcl),
+            ("GET", "/b/k?acl&versionId=x", Op::GetObjectAcl),
+            ("GET", "/b?policyStatus", Op::GetBucketPolicyStatus),
+            ("DELETE", "/b?publicAccessBlock", Op::DeletePublicAccessBlock),
             ("POST", "/b?delete", Op::DeleteObjects),
             ("POST", "/b", Op::PostObject),
             ("DELETE", "/b/k", Op::DeleteObject),

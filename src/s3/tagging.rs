@@ -107,7 +107,7 @@ fn tagging_xml(tags: &[(String, String)]) -> String {
     x.finish("Tagging")
 }
 
-fn with_version(resp: Response, req: &Req<'_>, id: crate::engine::VersionId) -> Response {
+pub(super) fn with_version(resp: Response, req: &Req<'_>, id: crate::engine::VersionId) -> Response {
     let versioned =
         req.ctx.engine.bucket(req.bucket()).is_some_and(|b| b.versioning != crate::engine::Versioning::Unversioned);
     match versioned || !id.is_null() {
@@ -116,7 +116,15 @@ fn with_version(resp: Response, req: &Req<'_>, id: crate::engine::VersionId) -> 
     }
 }
 
+/// The version a tagging request is about, if the requester may touch its tags.
+async fn tagged_version(req: &Req<'_>, action: &'static str) -> Result<crate::engine::Version, S3Error> {
+    let state = bucket::existing(req)?;
+    let found = req.ctx.engine.get(req.bucket(), req.key(), version_param(req)?).await;
+    req.check_object(&state, action, super::access::Need::ObjectOwner, found)
+}
+
 pub async fn put_object_tagging(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
+    tagged_version(req, "s3:PutObjectTagging").await?;
     let version = version_param(req)?;
     let body = read_small_body(req, conn, TAGGING_BODY_BYTES_MAX).await?;
     let tags = validate(parse_tagging(&body)?, OBJECT_TAGS_MAX, "Object")?;
@@ -125,13 +133,13 @@ pub async fn put_object_tagging(req: &mut Req<'_>, conn: &mut Conn) -> Result<Re
 }
 
 pub async fn get_object_tagging(req: &mut Req<'_>) -> Result<Response, S3Error> {
-    let version = version_param(req)?;
-    let v = req.ctx.engine.get(req.bucket(), req.key(), version).await?;
+    let v = tagged_version(req, "s3:GetObjectTagging").await?;
     let resp = Response::xml(200, tagging_xml(&v.meta.get().tags));
     Ok(with_version(resp, req, v.id))
 }
 
 pub async fn delete_object_tagging(req: &mut Req<'_>) -> Result<Response, S3Error> {
+    tagged_version(req, "s3:DeleteObjectTagging").await?;
     let version = version_param(req)?;
     let id = req.ctx.engine.set_tags(req.bucket(), req.key(), version, Vec::new()).await?;
     Ok(with_version(Response::new(204), req, id))

@@ -17,9 +17,9 @@ fn invalid(msg: &str) -> S3Error {
 pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error> {
     let h = &req.head;
     let engine = &req.ctx.engine;
-    if engine.bucket(req.bucket()).is_none() {
+    let Some(bucket_owner) = engine.bucket(req.bucket()).map(|b| b.owner) else {
         return Err(S3ErrorCode::NoSuchBucket.into());
-    }
+    };
     let page = super::list::KeyMarkerPage::parse(h, "max-keys", req.ctx.config.list_keys_max)?;
     let version_marker = match h.query_param("version-id-marker").filter(|v| !v.is_empty()) {
         None => None,
@@ -71,7 +71,7 @@ pub async fn list_object_versions(req: &mut Req<'_>) -> Result<Response, S3Error
                 .elem("Size", &v.size.to_string())
                 .elem("StorageClass", v.storage_class.as_deref().unwrap_or("STANDARD"));
         }
-        x.owner("Owner", &req.user);
+        x.owner("Owner", &req.ctx.users.owner_of(v.owner.as_deref().unwrap_or(&bucket_owner)));
         x.close(tag);
     }
     for e in &entries {

@@ -23,6 +23,12 @@ impl Xml {
         Self { out }
     }
 
+    /// Starts a document whose root element has no namespace (S3's
+    /// PostResponse comes that way).
+    pub fn bare(root: &str) -> Self {
+        Self { out: format!("{DECL}<{root}>") }
+    }
+
     pub fn open(&mut self, name: &str) -> &mut Self {
         let _ = write!(self.out, "<{name}>");
         self
@@ -38,9 +44,10 @@ impl Xml {
         self
     }
 
-    /// `<tag><ID>id</ID><DisplayName>id</DisplayName></tag>` (Owner, Initiator).
-    pub fn owner(&mut self, tag: &str, id: &str) -> &mut Self {
-        self.open(tag).elem("ID", id).elem("DisplayName", id).close(tag)
+    /// `<tag><ID>id</ID><DisplayName>name</DisplayName></tag>` (Owner,
+    /// Initiator) for the user `(canonical id, display name)`.
+    pub fn owner(&mut self, tag: &str, who: &(String, String)) -> &mut Self {
+        self.open(tag).elem("ID", &who.0).elem("DisplayName", &who.1).close(tag)
     }
 
     /// One `<CommonPrefixes>` entry of a listing.
