@@ -285,6 +285,21 @@ impl MetaBlob {
         self.0.is_empty()
     }
 
+    /// Whether the object has neither a writer other than the bucket owner
+    /// nor an ACL: the access check's common case, answered by walking the
+    /// field tags without decoding anything.
+    pub fn owned_by_bucket_owner_privately(&self) -> bool {
+        let mut d = Dec::new(&self.0);
+        while !d.is_empty() {
+            match d.field() {
+                Ok((F_OBJECT_OWNER | F_ACL, _)) => return false,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -733,6 +748,15 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn access_fields_are_seen_without_decoding() {
+        assert!(!sample_version().meta.owned_by_bucket_owner_privately());
+        let plain = MetaBlob::new(&ObjectMeta { content_type: Some("a/b".into()), ..Default::default() });
+        assert!(plain.owned_by_bucket_owner_privately());
+        let acl_only = MetaBlob::new(&ObjectMeta { acl: Some(b"READ g:AllUsers".to_vec()), ..Default::default() });
+        assert!(!acl_only.owned_by_bucket_owner_privately());
     }
 
     #[test]

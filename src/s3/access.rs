@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sha2::Digest;
 
 use super::error::{S3Error, S3ErrorCode};
-use super::policy::{self, Policy, RequestFacts};
+use super::policy::{self, RequestFacts};
 use crate::engine::types::BucketState;
 
 /// One user of the node.
@@ -399,6 +399,19 @@ pub struct Question<'a> {
     pub facts: &'a RequestFacts<'a>,
 }
 
+/// The common case, decided before anything is decoded or gathered: the
+/// bucket owner, in a bucket with no policy, on the bucket with its default
+/// ACL (`object_private` None) or on an object it owns with the default
+/// ACL (`Some(true)`).
+pub fn owner_shortcut(who: Option<&str>, bucket: &BucketState, object_private: Option<bool>) -> bool {
+    who == Some(bucket.owner.as_str())
+        && bucket.config(BUCKET_POLICY).is_none()
+        && match object_private {
+            None => bucket.config(BUCKET_ACL).is_none(),
+            Some(private) => private,
+        }
+}
+
 /// Decides one request: an explicit Deny in the bucket policy wins; then an
 /// Allow from the policy or the ACLs (ignored under BucketOwnerEnforced,
 /// and public grants ignored under IgnorePublicAcls); else AccessDenied.
@@ -416,7 +429,7 @@ pub fn decide(q: &Question<'_>) -> Result<(), S3Error> {
     let pab = PublicAccessBlock::of(q.bucket);
     if let Some(doc) = policy_doc {
         // A stored policy was validated when put; one that no longer parses grants nothing.
-        if let Ok(p) = Policy::parse(doc) {
+        if let Some(p) = policy::parsed(doc) {
             let public = pab.restrict_public_buckets && policy::is_public(&p);
             match p.evaluate(q, q.facts) {
                 policy::Verdict::Deny => return Err(denied()),

@@ -107,6 +107,9 @@ impl Req<'_> {
         need: access::Need,
         object: Option<&engine::types::ObjectMeta>,
     ) -> Result<(), S3Error> {
+        if object.is_none() && access::owner_shortcut(self.who(), state, None) {
+            return Ok(());
+        }
         self.allowed_in(self.bucket(), self.key.as_deref(), state, action, need, object)
     }
 
@@ -192,6 +195,7 @@ impl Req<'_> {
         };
         match found {
             Ok(v) if v.delete_marker => Ok(v),
+            Ok(v) if access::owner_shortcut(self.who(), state, Some(v.meta.owned_by_bucket_owner_privately())) => Ok(v),
             Ok(v) => {
                 self.allowed_in(bucket, Some(key), state, action, need, Some(&v.meta.get()))?;
                 Ok(v)

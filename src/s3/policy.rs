@@ -427,6 +427,32 @@ fn context_value(key: &str, q: &Question<'_>, facts: &RequestFacts<'_>) -> Optio
     }
 }
 
+/// Parsed stored policies, per core, by document: a bucket with a policy
+/// parses it once, not on every request. Bounded; emptied when full.
+const PARSED_CACHE_MAX: usize = 256;
+
+thread_local! {
+    static PARSED: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, std::rc::Rc<Policy>>> =
+        Default::default();
+}
+
+/// A stored (already validated) policy document, parsed; None if it no
+/// longer parses (it then grants nothing).
+pub fn parsed(doc: &[u8]) -> Option<std::rc::Rc<Policy>> {
+    PARSED.with(|cache| {
+        if let Some(p) = cache.borrow().get(doc) {
+            return Some(p.clone());
+        }
+        let p = std::rc::Rc::new(Policy::parse(doc).ok()?);
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= PARSED_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(doc.into(), p.clone());
+        Some(p)
+    })
+}
+
 /// IAM's wildcard matching: `*` any run, `?` one character.
 pub fn wildcard(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
