@@ -1,5 +1,6 @@
 //! Access control is stored with the bucket and the object: bucket and
-//! object ACLs, the policy, Object Ownership and Public Access Block survive
+//! object ACLs, the policy, Object Ownership, Public Access Block and CORS
+//! rules survive
 //! a clean restart and kill -9 (and a checkpoint in between), and decide
 //! anonymous requests afterwards exactly as before (Rust SDK and raw HTTP).
 
@@ -8,9 +9,18 @@ mod common;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    CorsConfiguration, CorsRule, ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration,
 };
 use common::*;
+
+/// A browser's preflight for a PUT from `origin`.
+fn preflight(node: &Node, path: &str, origin: &str) -> RawResponse {
+    let req = format!(
+        "OPTIONS {path} HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n"
+    );
+    raw(node.addr, req.as_bytes()).unwrap()
+}
 
 fn anon_get(node: &Node, path: &str) -> RawResponse {
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -36,12 +46,18 @@ fn access_settings_survive_restart_and_kill9() {
         c.put_bucket_ownership_controls().bucket("durable").ownership_controls(controls).send().await.unwrap();
         let pab = PublicAccessBlockConfiguration::builder().block_public_acls(true).build();
         c.put_public_access_block().bucket("durable").public_access_block_configuration(pab).send().await.unwrap();
+        let rule = CorsRule::builder().allowed_origins("http://app").allowed_methods("PUT").build().unwrap();
+        let cors = CorsConfiguration::builder().cors_rules(rule).build().unwrap();
+        c.put_bucket_cors().bucket("durable").cors_configuration(cors).send().await.unwrap();
     });
     let check = |node: &Node, when: &str| {
         assert_eq!(anon_get(node, "/durable/acl/public").status, 200, "{when}: public-read object");
         assert_eq!(anon_get(node, "/durable/policy/a").status, 200, "{when}: object the policy opens");
         let r = anon_get(node, "/durable/acl/private");
         assert_eq!((r.status, r.code().as_str()), (403, "AccessDenied"), "{when}: private object");
+        let r = preflight(node, "/durable/k", "http://app");
+        assert_eq!((r.status, r.header("access-control-allow-origin")), (200, Some("http://app")), "{when}: CORS");
+        assert_eq!(preflight(node, "/durable/k", "http://other").status, 403, "{when}: CORS, other origin");
         let c = sdk(&node.endpoint());
         rt.block_on(async {
             let got = c.get_bucket_policy().bucket("durable").send().await.unwrap();

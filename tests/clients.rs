@@ -235,6 +235,14 @@ fn access() {
     run_lane("access", &python(), &["access_lane.py"], &clients_dir(), &direct(&node), &env);
 }
 
+/// CORS rules through boto3, aws-cli and s3cmd, and what browsers send
+/// (preflights, requests with Origin) over plain HTTP.
+#[test]
+fn cors() {
+    let node = Node::start("cors", &[]);
+    python_lane("cors", &direct(&node));
+}
+
 /// Lifecycle rules and tagging through aws-cli, boto3 and s3cmd, with a
 /// lifecycle day of two seconds so rules act within the test.
 #[test]

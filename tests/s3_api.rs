@@ -358,7 +358,7 @@ fn raw_http_errors_and_health() {
     let r = raw(a, b"DELETE /no-such-bucket/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!((r.status, r.code().as_str()), (404, "NoSuchBucket"));
     // CORS preflight: unauthenticated; 400 without Origin or the requested
-    // method, else refused (no bucket has CORS rules).
+    // method, else refused (no bucket named, so no CORS rules).
     let r = raw(a, b"OPTIONS /b/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!((r.status, r.code().as_str()), (400, "BadRequest"));
     let r = raw(a, b"OPTIONS /b/k HTTP/1.1\r\nHost: x\r\nOrigin: http://e\r\nConnection: close\r\n\r\n").unwrap();

@@ -103,6 +103,19 @@ fn virtual_hosted_requests() {
     let r = send(node.addr, &Request::new("GET", &object_path("vh-bucket", "from-sdk"), &bare).sign_v4(&cr));
     assert_eq!(r.body, b"sdk");
 
+    // CORS by Host: rules set and a browser's preflight answered from them.
+    let cors = b"<CORSConfiguration><CORSRule><AllowedOrigin>http://app</AllowedOrigin>\
+        <AllowedMethod>PUT</AllowedMethod></CORSRule></CORSConfiguration>";
+    let md5 = content_md5(cors);
+    let r = send(
+        node.addr,
+        &Request::new("PUT", "/?cors", &h).header("content-md5", &md5).body(cors.to_vec()).sign_v4(&cr),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ask = [("Origin", "http://app"), ("Access-Control-Request-Method", "PUT")];
+    let r = send_bytes(node.addr, &plain_request("OPTIONS", "/k", &h, &ask, &[]), false);
+    assert_eq!((r.status, r.header("access-control-allow-origin")), (200, Some("http://app")), "{}", r.text());
+
     // A bucket that does not exist.
     let r = send(node.addr, &Request::new("GET", "/k", &vhost(&node, "no-such-bucket")).sign_v4(&cr));
     assert_error(&r, 404, "NoSuchBucket");

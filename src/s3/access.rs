@@ -513,6 +513,8 @@ pub fn check_of(op: super::route::Op, by_version: bool) -> Check {
         O::GetBucketTagging => owner("s3:GetBucketTagging"),
         O::PutBucketLifecycleConfiguration | O::DeleteBucketLifecycle => owner("s3:PutLifecycleConfiguration"),
         O::GetBucketLifecycleConfiguration => owner("s3:GetLifecycleConfiguration"),
+        O::PutBucketCors | O::DeleteBucketCors => owner("s3:PutBucketCORS"),
+        O::GetBucketCors => owner("s3:GetBucketCORS"),
         O::GetBucketPolicy => owner("s3:GetBucketPolicy"),
         O::PutBucketPolicy => owner("s3:PutBucketPolicy"),
         O::DeleteBucketPolicy => owner("s3:DeleteBucketPolicy"),

@@ -138,6 +138,30 @@ pub fn verify(algo: ChecksumAlgo, declared: &[u8], computed: Vec<u8>) -> Result<
     Ok(Checksum { algo, value: computed, parts: 0 })
 }
 
+/// The integrity check AWS requires on some configuration bodies
+/// (lifecycle, CORS): Content-MD5 (checked by `read_small_body`) or an
+/// `x-amz-checksum-*` header or trailer.
+pub fn require_integrity(head: &Head, body: &[u8]) -> Result<(), S3Error> {
+    if head.has_header("content-md5") {
+        return Ok(());
+    }
+    match expected(head)? {
+        Some(e) => match e.value {
+            Some(declared) => {
+                let mut h = Hasher::new(e.algo);
+                h.update(body);
+                verify(e.algo, &declared, h.finish()).map(|_| ())
+            }
+            // A trailer: the aws-chunked framing carried and checked it.
+            None => Ok(()),
+        },
+        None => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,7 @@ codes! {
     MissingSecurityHeader = 400, "Your request is missing a required header.";
     NoSuchBucket = 404, "The specified bucket does not exist";
     NoSuchBucketPolicy = 404, "The bucket policy does not exist";
+    NoSuchCORSConfiguration = 404, "The CORS configuration does not exist";
     NoSuchKey = 404, "The specified key does not exist.";
     NoSuchLifecycleConfiguration = 404, "The lifecycle configuration does not exist";
     NoSuchPublicAccessBlockConfiguration = 404, "The public access block configuration was not found";

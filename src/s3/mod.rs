@@ -304,10 +304,13 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
             Err(e) => Err(e),
         }
     };
-    let resp = match result {
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => error_response(e, &request_id, Some(req.resource())),
     };
+    if req.head.method != "OPTIONS" {
+        cors::decorate(&req, &mut resp);
+    }
     // A body left unread would be parsed as the next request: drain a small
     // rest, otherwise close the connection after answering.
     let mut keep = keep_alive;
@@ -409,6 +412,9 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::PutBucketAcl => acl::put_bucket_acl(req, conn).await,
         Op::GetObjectAcl => acl::get_object_acl(req).await,
         Op::PutObjectAcl => acl::put_object_acl(req, conn).await,
+        Op::PutBucketCors => cors::put_bucket_cors(req, conn).await,
+        Op::GetBucketCors => cors::get_bucket_cors(req).await,
+        Op::DeleteBucketCors => cors::delete_bucket_cors(req).await,
         Op::GetBucketPolicy => acl::get_bucket_policy(req).await,
         Op::PutBucketPolicy => acl::put_bucket_policy(req, conn).await,
         Op::DeleteBucketPolicy => acl::delete_bucket_policy(req).await,

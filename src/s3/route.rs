@@ -52,6 +52,9 @@ pub enum Op {
     PutBucketPolicy,
     DeleteBucketPolicy,
     GetBucketPolicyStatus,
+    PutBucketCors,
+    GetBucketCors,
+    DeleteBucketCors,
     GetBucketOwnershipControls,
     PutBucketOwnershipControls,
     DeleteBucketOwnershipControls,
@@ -91,6 +94,8 @@ impl Op {
                 | Op::DeleteBucketOwnershipControls
                 | Op::PutPublicAccessBlock
                 | Op::DeletePublicAccessBlock
+                | Op::PutBucketCors
+                | Op::DeleteBucketCors
         )
     }
 }
@@ -100,7 +105,6 @@ impl Op {
 const BUCKET_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -236,6 +240,9 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
         if head.has_query("acl") {
             return by_method(Op::GetBucketAcl, Some(Op::PutBucketAcl), None);
         }
+        if head.has_query("cors") {
+            return by_method(Op::GetBucketCors, Some(Op::PutBucketCors), Some(Op::DeleteBucketCors));
+        }
         if head.has_query("policyStatus") {
             return by_method(Op::GetBucketPolicyStatus, None, None);
         }
@@ -358,7 +365,8 @@ mod tests {
             ("GET", "/b?lifecycle", Op::GetBucketLifecycleConfiguration),
             ("PUT", "/b/k?tagging", Op::PutObjectTagging),
             ("DELETE", "/b?tagging", Op::DeleteBucketTagging),
-            ("GET", "/b?cors", Op::NotImplemented("cors")),
+            ("GET", "/b?cors", Op::GetBucketCors),
+            ("DELETE", "/b?cors", Op::DeleteBucketCors),
             ("PUT", "/b?acl", Op::PutBucketAcl),
             ("GET", "/b/k?acl&versionId=x", Op::GetObjectAcl),
             ("GET", "/b?policyStatus", Op::GetBucketPolicyStatus),

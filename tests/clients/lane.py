@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 
@@ -115,3 +117,26 @@ def http(method, url, body=None, headers=None):
     out = resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     conn.close()
     return out
+
+
+def aws(*args):
+    """Runs aws-cli from the venv against the node; its stdout (fails the lane on an error)."""
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION)
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "aws"), "--endpoint-url", ENDPOINT, *args],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"aws {' '.join(args)} failed: {out.stderr}"
+    return out.stdout
+
+
+def s3cmd(*args):
+    """Runs s3cmd (Debian's) against the node, SigV4; its stdout (fails the lane on an error)."""
+    host = ENDPOINT.split("://", 1)[1]
+    cfg = write_file("s3cmd.cfg", (f"[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n"
+                                   f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
+                                   f"signature_v2 = False\nbucket_location = {REGION}\nproxy_host = \n"
+                                   "proxy_port = 0\nprogress_meter = False\n").encode())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3CMD"))}
+    out = subprocess.run([shutil.which("s3cmd") or "s3cmd", "-c", cfg, *args], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, f"s3cmd {' '.join(args)} failed: {out.stdout}{out.stderr}"
+    return out.stdout

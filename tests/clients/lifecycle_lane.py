@@ -6,7 +6,6 @@ so one lifecycle day lasts DAY seconds."""
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,34 +13,14 @@ import time
 import boto3
 from botocore.exceptions import ClientError
 
-from lane import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, WORK, Lane, expect_eq, s3_error_code, write_file
+from lane import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, WORK, Lane, aws, expect_eq, s3_error_code, s3cmd, write_file
 
+BIN = os.path.dirname(sys.executable)
+ENV = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION)
 DAY = float(os.environ.get("KALIGON_LIFECYCLE_DAY_SECS", "2"))
 lane = Lane("lifecycle", f"boto3 {boto3.__version__} and aws-cli from the venv, s3cmd from Debian")
 s3 = boto3.session.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                            region_name=REGION).client("s3", endpoint_url=ENDPOINT)
-BIN = os.path.dirname(sys.executable)
-ENV = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION)
-
-
-def aws(*args):
-    out = subprocess.run([os.path.join(BIN, "aws"), "--endpoint-url", ENDPOINT, *args], env=ENV,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, f"aws {' '.join(args)} failed: {out.stderr}"
-    return out.stdout
-
-
-def s3cmd(*args):
-    host = ENDPOINT.split("://", 1)[1]
-    cfg = write_file("s3cmd.cfg", (f"[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n"
-                                   f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
-                                   f"signature_v2 = False\nbucket_location = {REGION}\nproxy_host = \n"
-                                   "proxy_port = 0\nprogress_meter = False\n").encode())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3CMD"))}
-    out = subprocess.run([shutil.which("s3cmd") or "s3cmd", "-c", cfg, *args], env=env, capture_output=True,
-                         text=True)
-    assert out.returncode == 0, f"s3cmd {' '.join(args)} failed: {out.stdout}{out.stderr}"
-    return out.stdout
 
 
 def error_of(call):

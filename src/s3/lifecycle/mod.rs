@@ -50,33 +50,10 @@ pub fn abort_headers(req: &Req<'_>, initiated_ms: i64) -> Option<(String, String
     Some((super::xml::http_date(at), rule.to_string()))
 }
 
-/// AWS requires an integrity check on this body: Content-MD5 (checked by
-/// `read_small_body`) or an `x-amz-checksum-*` header or trailer.
-fn check_integrity(req: &Req<'_>, body: &[u8]) -> Result<(), S3Error> {
-    if req.head.has_header("content-md5") {
-        return Ok(());
-    }
-    match super::checksum::expected(&req.head)? {
-        Some(e) => match e.value {
-            Some(declared) => {
-                let mut h = super::checksum::Hasher::new(e.algo);
-                h.update(body);
-                super::checksum::verify(e.algo, &declared, h.finish()).map(|_| ())
-            }
-            // A trailer: the aws-chunked framing carried and checked it.
-            None => Ok(()),
-        },
-        None => Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
-        )),
-    }
-}
-
 pub async fn put_bucket_lifecycle_configuration(req: &mut Req<'_>, conn: &mut Conn) -> Result<Response, S3Error> {
     let state = bucket::existing(req)?;
     let body = read_small_body(req, conn, LIFECYCLE_BODY_BYTES_MAX).await?;
-    check_integrity(req, &body)?;
+    super::checksum::require_integrity(&req.head, &body)?;
     let rules = rules::parse(&body, &[])?;
     let doc = rules::to_xml(&rules).into_bytes();
     req.ctx.engine.set_bucket_config(req.bucket(), &state, CONFIG, Some(doc)).await?;
