@@ -243,6 +243,18 @@ fn cors() {
     python_lane("cors", &direct(&node));
 }
 
+/// A real browser (headless Chromium) uploads through examples/upload from
+/// another origin; the same page against a bucket without CORS must fail.
+#[test]
+fn browser() {
+    let node = Node::start("browser", &[]);
+    let dir = clients_dir().join("js");
+    assert!(dir.join("node_modules").exists(), "run tests/clients/setup.sh (tests/run.sh does)");
+    let shot = results_dir().join("upload-page.png");
+    let shot = shot.to_str().expect("utf-8 path");
+    run_lane("browser", Path::new("node"), &["browser.mjs"], &dir, &direct(&node), &[("KALIGON_SCREENSHOT", shot)]);
+}
+
 /// Lifecycle rules and tagging through aws-cli, boto3 and s3cmd, with a
 /// lifecycle day of two seconds so rules act within the test.
 #[test]
