@@ -22,6 +22,22 @@ enum Command {
     Bench(kaligon::bench::BenchArgs),
     /// Measure the storage engine alone (no HTTP) on a fresh data directory.
     BenchEngine(kaligon::bench::engine::EngineArgs),
+    /// Print the per-bucket meter (JSON) from the data directories' last
+    /// checkpoints, without a running node.
+    Usage(UsageArgs),
+}
+
+#[derive(clap::Args)]
+struct UsageArgs {
+    /// Data directory (repeat once per drive, as for `serve`).
+    #[arg(long, required = true)]
+    data: Vec<std::path::PathBuf>,
+    /// Count from the start of this hour on (e.g. 2026-12-07T10:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only this bucket.
+    #[arg(long)]
+    bucket: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +52,9 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => kaligon::bench::run(args).map_err(|e| format!("bench: {e}")),
         Command::BenchEngine(args) => kaligon::bench::engine::run(args).map_err(|e| format!("bench-engine: {e}")),
+        Command::Usage(a) => kaligon::s3::meter::usage_offline(a.data, a.since.as_deref(), a.bucket.as_deref())
+            .map(|json| println!("{json}"))
+            .map_err(|e| format!("usage: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,25 +12,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use common::*;
 
 fn rclone(node: &Node, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new("rclone");
-    // The machine's AWS_* settings (a CA bundle, profiles) are not ours.
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
-        cmd.env_remove(k);
-    }
-    let out = cmd
-        .args(args)
-        .env("RCLONE_CONFIG", "/dev/null")
-        .env("RCLONE_CONFIG_KAL_TYPE", "s3")
-        .env("RCLONE_CONFIG_KAL_PROVIDER", "Other")
-        .env("RCLONE_CONFIG_KAL_ENDPOINT", node.endpoint())
-        .env("RCLONE_CONFIG_KAL_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("RCLONE_CONFIG_KAL_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("RCLONE_CONFIG_KAL_REGION", "us-east-1")
-        .env("RCLONE_CONFIG_KAL_FORCE_PATH_STYLE", "true")
-        .output()
-        .expect("rclone is installed (tests/run.sh installs it from Debian)");
-    assert!(out.status.success(), "rclone {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
+    rclone_as(node, ACCESS_KEY, SECRET_KEY, args)
 }
 
 fn rclone_version() -> String {

@@ -385,6 +385,14 @@ pub enum Request {
         reply: Reply<Vec<UploadEntry>>,
     },
     Stats(Reply<ShardStats>),
+    /// Metered requests for buckets this shard owns, added to its meter
+    /// (no answer: the meter never holds up a request).
+    Meter(Vec<UsageEntry>),
+    /// The meter of the buckets this shard owns, from an hour on.
+    Usage {
+        since_hour: u32,
+        reply: Reply<Vec<UsageEntry>>,
+    },
     /// A segment is being deleted: drop cached read handles to it, never
     /// open it again, then answer (the file is unlinked once every core
     /// has answered).
@@ -572,6 +580,27 @@ impl Engine {
     /// The shard owning a bucket's record.
     pub fn bucket_owner(&self, bucket: &str) -> ShardId {
         ShardId((xxhash_rust::xxh3::xxh3_64(bucket.as_bytes()) % self.shards()) as u32)
+    }
+
+    /// Hands metered requests to the shards owning their buckets, without
+    /// waiting (the channels are unbounded).
+    pub fn meter(&self, entries: Vec<UsageEntry>) {
+        let mut per: Vec<Vec<UsageEntry>> = (0..self.shards()).map(|_| Vec::new()).collect();
+        for e in entries {
+            per[self.bucket_owner(&e.0).0 as usize].push(e);
+        }
+        for (i, v) in per.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            let _ = self.shared.mesh[i].send(Request::Meter(v));
+        }
+    }
+
+    /// The meter of every bucket from hour `since_hour` on, from every shard.
+    pub async fn usage(&self, since_hour: u32) -> Result<Vec<UsageEntry>, Error> {
+        let mut out = Vec::new();
+        for i in 0..self.shards() {
+            out.extend(self.call(ShardId(i as u32), |reply| Request::Usage { since_hour, reply }).await?);
+        }
+        Ok(out)
     }
 
     async fn call<T>(&self, shard: ShardId, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {

@@ -7,7 +7,7 @@
 //! (`engine::codec`). Op codes are part of the format; never reuse one.
 
 use super::codec::{Dec, DecodeError, Enc};
-use super::types::{BucketState, Extent, Part, Upload, UploadId, Version, VersionId};
+use super::types::{BucketState, Extent, Part, Upload, UploadId, Usage, Version, VersionId};
 
 const OP_PUT_VERSION: u8 = 1;
 const OP_DELETE_VERSION: u8 = 2;
@@ -17,6 +17,7 @@ const OP_CREATE_UPLOAD: u8 = 5;
 const OP_PUT_PART: u8 = 6;
 const OP_ABORT_UPLOAD: u8 = 7;
 const OP_COMPLETE_UPLOAD: u8 = 8;
+const OP_USAGE: u8 = 9;
 
 const F_BUCKET: u8 = 1;
 const F_KEY: u8 = 2;
@@ -27,6 +28,9 @@ const F_UPLOAD: u8 = 6;
 const F_UPLOAD_ID: u8 = 7;
 const F_PART_NUMBER: u8 = 8;
 const F_PART: u8 = 9;
+const F_USER: u8 = 10;
+const F_HOUR: u8 = 11;
+const F_USAGE: u8 = 12;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaOp {
@@ -49,6 +53,9 @@ pub enum MetaOp {
     /// it names (the other parts become dead). One record, so a crash leaves
     /// either the upload or the object.
     CompleteUpload { bucket: String, key: String, upload: UploadId, version: Version },
+    /// The meter of one bucket, user and hour, as absolute totals. Only
+    /// checkpoints carry it (never the log), so nothing is counted twice.
+    Usage { bucket: String, user: String, hour: u32, usage: Usage },
 }
 
 impl MetaOp {
@@ -62,7 +69,7 @@ impl MetaOp {
             | MetaOp::PutPart { bucket, .. }
             | MetaOp::AbortUpload { bucket, .. }
             | MetaOp::CompleteUpload { bucket, .. } => Some(bucket),
-            MetaOp::PutBucket { .. } | MetaOp::DeleteBucket { .. } => None,
+            MetaOp::PutBucket { .. } | MetaOp::DeleteBucket { .. } | MetaOp::Usage { .. } => None,
         }
     }
 
@@ -128,6 +135,23 @@ impl MetaOp {
                 upload_id(&mut e, *upload);
                 e.field(F_VERSION, |e| version.encode(e));
             }
+            MetaOp::Usage { bucket, user, hour, usage } => {
+                e.u8(OP_USAGE);
+                e.field(F_BUCKET, |e| {
+                    e.str(bucket);
+                });
+                e.field(F_USER, |e| {
+                    e.str(user);
+                });
+                e.field(F_HOUR, |e| {
+                    e.u32(*hour);
+                });
+                e.field(F_USAGE, |e| {
+                    for v in usage.to_array() {
+                        e.u64(v);
+                    }
+                });
+            }
         }
         e.buf
     }
@@ -137,6 +161,7 @@ impl MetaOp {
         let op = d.u8()?;
         let (mut bucket, mut key, mut version, mut id, mut state) = (None, None, None, None, None);
         let (mut upload, mut upload_id, mut number, mut part) = (None, None, None, None);
+        let (mut user, mut hour, mut usage) = (None, None, None);
         while !d.is_empty() {
             let (tag, mut f) = d.field()?;
             match tag {
@@ -149,6 +174,15 @@ impl MetaOp {
                 F_UPLOAD_ID => upload_id = Some(UploadId(f.u128()?)),
                 F_PART_NUMBER => number = Some(f.u32()?),
                 F_PART => part = Some(Part::decode(&mut f)?),
+                F_USER => user = Some(f.string()?),
+                F_HOUR => hour = Some(f.u32()?),
+                F_USAGE => {
+                    let mut a = [0u64; 6];
+                    for v in &mut a {
+                        *v = f.u64()?;
+                    }
+                    usage = Some(Usage::from_array(a));
+                }
                 _ => {}
             }
         }
@@ -180,6 +214,12 @@ impl MetaOp {
                 key: key.ok_or(DecodeError)?,
                 upload: upload_id.ok_or(DecodeError)?,
                 version: version.ok_or(DecodeError)?,
+            },
+            OP_USAGE => MetaOp::Usage {
+                bucket,
+                user: user.ok_or(DecodeError)?,
+                hour: hour.ok_or(DecodeError)?,
+                usage: usage.ok_or(DecodeError)?,
             },
             _ => return Err(DecodeError),
         })

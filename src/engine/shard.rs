@@ -450,6 +450,18 @@ impl Shard {
                     groups: self.group_stats,
                 }));
             }
+            Request::Meter(entries) => {
+                for (bucket, user, hour, usage) in &entries {
+                    if self.index.add_usage(bucket, user, *hour, usage) {
+                        // The meter is saved by checkpoints alone: a change
+                        // makes one due like a logged write does.
+                        self.bytes_since_checkpoint += 1;
+                    }
+                }
+            }
+            Request::Usage { since_hour, reply } => {
+                let _ = reply.send(Ok(self.index.usage_since(since_hour)));
+            }
             Request::ForgetSegment { shard, segment, reply } => {
                 self.shared.forget_reader(shard, segment);
                 let _ = reply.send(Ok(()));

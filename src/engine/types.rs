@@ -357,6 +357,43 @@ impl BucketState {
     }
 }
 
+/// What the meter counts, for one bucket, one user and one hour: payload
+/// bytes received and stored, object bytes sent, and requests by class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub lists: u64,
+    pub deletes: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.lists += o.lists;
+        self.deletes += o.deletes;
+    }
+
+    /// The counters in their stored order.
+    pub fn to_array(self) -> [u64; 6] {
+        [self.bytes_in, self.bytes_out, self.reads, self.writes, self.lists, self.deletes]
+    }
+
+    pub fn from_array(a: [u64; 6]) -> Usage {
+        let [bytes_in, bytes_out, reads, writes, lists, deletes] = a;
+        Usage { bytes_in, bytes_out, reads, writes, lists, deletes }
+    }
+}
+
+/// One meter entry: (bucket, user's access key or "" for anonymous, hour
+/// since the Unix epoch) and its counters.
+pub type UsageEntry = (String, String, u32, Usage);
+
 // Field tags; never reuse a number.
 const F_ID: u8 = 1;
 const F_SEQ: u8 = 2;

@@ -155,6 +155,8 @@ pub async fn accept_loop(listener: compio::net::TcpListener, ctx: Rc<Ctx>, stop:
         let ctx = ctx.clone();
         compio::runtime::spawn(async move {
             serve(stream, &ctx).await;
+            // Before the connection stops counting: a drain waits for it.
+            crate::s3::meter::flush(&ctx.engine);
             ctx.health.connections.fetch_sub(1, Ordering::SeqCst);
         })
         .detach();

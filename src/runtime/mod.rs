@@ -310,6 +310,7 @@ async fn shard_main(
                 cursor_path: engine_config.shard_dirs[i].join("lifecycle-cursor"),
             };
             compio::runtime::spawn(crate::s3::lifecycle::worker::run(Engine::new(shared.clone()), worker)).detach();
+            compio::runtime::spawn(crate::s3::meter::flusher(Engine::new(shared.clone()))).detach();
             let ctx = Rc::new(Ctx { engine: Engine::new(shared), idle: Default::default(), config, users, health });
             crate::http::conn::accept_loop(listener, ctx, stop).await;
         }

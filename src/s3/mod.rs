@@ -12,6 +12,7 @@ pub mod cors;
 pub mod error;
 pub mod lifecycle;
 pub mod list;
+pub mod meter;
 pub mod multipart;
 pub mod object;
 pub mod policy;
@@ -52,6 +53,8 @@ pub struct Req<'a> {
     pub expect_continue: bool,
     /// The client's address (policies' `aws:SourceIp`).
     pub peer: Option<std::net::IpAddr>,
+    /// Payload bytes of the body received for storing (the meter's bytes in).
+    pub received: u64,
 }
 
 impl Req<'_> {
@@ -269,7 +272,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     let keep_alive = head.keep_alive();
     let is_head = head.method == "HEAD";
     if let Some(resp) = health(ctx, &head) {
-        return write_response(conn, resp, &request_id, keep_alive, is_head).await;
+        return write_response(conn, resp, &request_id, keep_alive, is_head).await.0;
     }
     let body = match BodyReader::new(&head, Duration::from_millis(ctx.config.body_read_timeout_ms)) {
         Ok(b) => b,
@@ -295,12 +298,17 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         request_id: request_id.clone(),
         expect_continue,
         peer: conn.peer.map(|a| a.ip()),
+        received: 0,
     };
+    let mut metered = None;
     let result = if req.head.method == "OPTIONS" {
         cors::preflight(&req)
     } else {
         match prepare(&mut req, &target) {
-            Ok(op) => dispatch(op, &mut req, conn).await,
+            Ok(op) => {
+                metered = meter::class_of(op);
+                dispatch(op, &mut req, conn).await
+            }
             Err(e) => Err(e),
         }
     };
@@ -317,7 +325,13 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     if !req.body.is_done() {
         keep = keep && !req.expect_continue && req.body.drain(conn, 1 << 20).await.is_ok();
     }
-    write_response(conn, resp, &request_id, keep, is_head).await && keep
+    let stored = resp.status < 300;
+    let (written, sent) = write_response(conn, resp, &request_id, keep, is_head).await;
+    if let (Some(class), Some(bucket)) = (metered, req.bucket.as_deref()) {
+        let bytes_in = if stored { req.received } else { 0 };
+        meter::record(&ctx.engine, bucket, &req.user, class, bytes_in, sent);
+    }
+    written && keep
 }
 
 /// Authenticates and routes; checks the caller may touch the bucket.
@@ -425,6 +439,7 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::GetPublicAccessBlock => acl::get_public_access_block(req).await,
         Op::PutPublicAccessBlock => acl::put_public_access_block(req, conn).await,
         Op::DeletePublicAccessBlock => acl::delete_public_access_block(req).await,
+        Op::AdminUsage => meter::get_usage(req).await,
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }
@@ -462,25 +477,27 @@ fn error_response(e: S3Error, request_id: &str, resource: Option<String>) -> Res
 }
 
 /// Writes a response (streaming object bodies with the next disk read
-/// overlapping the socket write); returns false if the connection broke.
+/// overlapping the socket write); returns false if the connection broke,
+/// and the object bytes sent (the meter's bytes out).
 async fn write_response(
     conn: &mut Conn,
     mut resp: Response,
     request_id: &str,
     keep_alive: bool,
     is_head: bool,
-) -> bool {
+) -> (bool, u64) {
     resp.set_header("x-amz-request-id", request_id);
     let mut out = resp.encode_head(keep_alive);
     match resp.body {
         Body::Bytes(b) if !is_head => {
             out.extend_from_slice(&b);
-            conn.write_all(out).await.is_ok()
+            (conn.write_all(out).await.is_ok(), 0)
         }
         Body::Object { mut reader, .. } if !is_head => {
             if conn.write_all(out).await.is_err() {
-                return false;
+                return (false, 0);
             }
+            let mut sent = 0u64;
             let mut next = reader.next().await;
             while let Some(piece) = next {
                 let (buf, range) = match piece {
@@ -489,20 +506,22 @@ async fn write_response(
                         // Damaged or unreadable data: cut the response short so
                         // the client sees a failed transfer, never wrong bytes.
                         tracing::warn!(error = %e, "cutting an object response short");
-                        return false;
+                        return (false, sent);
                     }
                 };
+                let len = range.len() as u64;
                 let (w, n) = futures_util::future::join(conn.write_range(buf, range), reader.next()).await;
                 let (w, buf) = w;
                 if w.is_err() {
-                    return false;
+                    return (false, sent);
                 }
+                sent += len;
                 reader.give_back(buf);
                 next = n;
             }
             reader.finish();
-            true
+            (true, sent)
         }
-        _ => conn.write_all(out).await.is_ok(),
+        _ => (conn.write_all(out).await.is_ok(), 0),
     }
 }

@@ -303,6 +303,7 @@ pub(super) async fn receive(
         (None, Some(h)) => algo.map(|algo| Checksum { algo, value: h.finish(), parts: 0 }),
         _ => None,
     };
+    req.received += size;
     Ok(Received { stream, tail, size, md5, checksum })
 }
 

@@ -61,6 +61,8 @@ pub enum Op {
     GetPublicAccessBlock,
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
+    /// `GET /admin/usage`: the meter (the node's own API, not S3's).
+    AdminUsage,
     /// Recognised but not implemented: answers 501 NotImplemented.
     NotImplemented(&'static str),
 }
@@ -183,6 +185,10 @@ pub fn target(head: &Head, domain: Option<&str>) -> Target {
     Target { bucket: (!bucket.is_empty()).then_some(bucket), key, virtual_host: false }
 }
 
+/// The path under which the node's admin API lives; no bucket has its name.
+pub const ADMIN_BUCKET: &str = "admin";
+const ADMIN_RESERVED: &str = "The bucket name admin is reserved for the node's admin API (/admin/usage)";
+
 pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
     refuse_unsupported_headers(head, op_of(head, t)?)
 }
@@ -195,6 +201,12 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
             _ => Err(S3ErrorCode::MethodNotAllowed.into()),
         };
     };
+    if t.bucket.as_deref() == Some(ADMIN_BUCKET) && !t.virtual_host {
+        return match (m, t.key.as_deref()) {
+            ("GET", Some("usage")) => Ok(Op::AdminUsage),
+            _ => Err(S3Error::with_message(S3ErrorCode::InvalidBucketName, ADMIN_RESERVED)),
+        };
+    }
     if t.key.is_none() {
         if m == "GET" && head.has_query("location") {
             return Ok(Op::GetBucketLocation);

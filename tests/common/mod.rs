@@ -331,3 +331,28 @@ pub async fn rounds_where_both_succeed(rounds: u64, mut race: impl AsyncFnMut(u6
     }
     both
 }
+
+/// rclone (Debian's package, installed by tests/run.sh) against `node` as
+/// the user `(access, secret)`, the node being the remote `kal:`; fails the
+/// test when rclone fails.
+pub fn rclone_as(node: &Node, access: &str, secret: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("rclone");
+    // The machine's AWS_* settings (a CA bundle, profiles) are not ours.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .args(args)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_KAL_TYPE", "s3")
+        .env("RCLONE_CONFIG_KAL_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_KAL_ENDPOINT", node.endpoint())
+        .env("RCLONE_CONFIG_KAL_ACCESS_KEY_ID", access)
+        .env("RCLONE_CONFIG_KAL_SECRET_ACCESS_KEY", secret)
+        .env("RCLONE_CONFIG_KAL_REGION", "us-east-1")
+        .env("RCLONE_CONFIG_KAL_FORCE_PATH_STYLE", "true")
+        .output()
+        .expect("rclone is installed (tests/run.sh installs it from Debian)");
+    assert!(out.status.success(), "rclone {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}

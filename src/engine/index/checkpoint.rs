@@ -99,6 +99,9 @@ impl Walk {
         for (name, state) in index.owned_buckets() {
             push(&mut out, &MetaOp::PutBucket { name: name.clone(), state: state.clone() });
         }
+        for (bucket, user, hour, usage) in index.usage_since(0) {
+            push(&mut out, &MetaOp::Usage { bucket, user, hour, usage });
+        }
         index.for_each_upload(|bucket, key, u| {
             let upload = Box::new(crate::engine::types::Upload { parts: Default::default(), ..u.clone() });
             push(&mut out, &MetaOp::CreateUpload { bucket: bucket.into(), key: key.into(), upload });

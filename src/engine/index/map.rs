@@ -9,7 +9,9 @@ use std::ops::Bound;
 
 use super::packed::{Entry, Versions};
 use crate::engine::record::MetaOp;
-use crate::engine::types::{BucketState, ETag, Extent, SegmentId, Upload, UploadId, Version, VersionId};
+use crate::engine::types::{
+    BucketState, ETag, Extent, SegmentId, Upload, UploadId, Usage, UsageEntry, Version, VersionId,
+};
 
 #[derive(Default)]
 pub struct Index {
@@ -19,6 +21,9 @@ pub struct Index {
     owned_buckets: BTreeMap<String, BucketState>,
     /// Multipart uploads in progress: bucket → key → uploads by id.
     pub(super) uploads: HashMap<String, Uploads>,
+    /// The meter of the buckets this shard owns: bucket → (user, hour) →
+    /// totals. Saved only by checkpoints.
+    usage: HashMap<String, BTreeMap<(String, u32), Usage>>,
 }
 
 pub(super) type Uploads = BTreeMap<Box<[u8]>, BTreeMap<UploadId, Upload>>;
@@ -124,6 +129,28 @@ pub fn after_prefix(prefix: &str) -> Vec<u8> {
 
 impl Index {
     /// Applies one metadata change; returns the extents it made dead.
+    /// Adds metered requests to a bucket this shard owns; false (nothing
+    /// counted) when it owns no such bucket.
+    pub fn add_usage(&mut self, bucket: &str, user: &str, hour: u32, usage: &Usage) -> bool {
+        if !self.owned_buckets.contains_key(bucket) {
+            return false;
+        }
+        let per = self.usage.entry(bucket.to_string()).or_default();
+        per.entry((user.to_string(), hour)).or_default().add(usage);
+        true
+    }
+
+    /// The meter of every bucket this shard owns, from hour `since` on.
+    pub fn usage_since(&self, since: u32) -> Vec<UsageEntry> {
+        let mut out = Vec::new();
+        for (bucket, per) in &self.usage {
+            for ((user, hour), u) in per.iter().filter(|((_, h), _)| *h >= since) {
+                out.push((bucket.clone(), user.clone(), *hour, *u));
+            }
+        }
+        out
+    }
+
     pub fn apply(&mut self, op: &MetaOp) -> Vec<Extent> {
         match op {
             MetaOp::PutVersion { bucket, key, version } => self.put_version(bucket, key, version),
@@ -155,6 +182,11 @@ impl Index {
             }
             MetaOp::DeleteBucket { name } => {
                 self.owned_buckets.remove(name);
+                self.usage.remove(name);
+                Vec::new()
+            }
+            MetaOp::Usage { bucket, user, hour, usage } => {
+                self.usage.entry(bucket.clone()).or_default().insert((user.clone(), *hour), *usage);
                 Vec::new()
             }
             MetaOp::CompleteUpload { bucket, key, upload, version } => {
