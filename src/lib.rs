@@ -11,6 +11,8 @@ pub mod config;
 pub mod engine;
 /// HTTP/1.1 heads, bodies (length, chunked, aws-chunked), responses, connections.
 pub mod http;
+/// Offline tools on a stopped node's data: check, export, import (docs/FORMAT.md).
+pub mod offline;
 /// Executors pinned per core, aligned buffers, node start-up and drain.
 pub mod runtime;
 /// S3 operations, routing, XML, and the one error table.

@@ -178,6 +178,10 @@ pub enum Target {
     /// the MD5 and size the completion was computed from (checked again
     /// here, so a part replaced meanwhile fails the completion).
     Complete { upload: UploadId, parts: Vec<(u32, [u8; 16], u64)> },
+    /// A version as it was elsewhere (`kaligon import`): its id, and
+    /// whether it is a delete marker, are kept rather than decided by the
+    /// bucket's versioning state; `now_ms` is its original time.
+    Restore { id: VersionId, delete_marker: bool },
 }
 
 /// CreateMultipartUpload and AbortMultipartUpload.
@@ -547,6 +551,20 @@ pub fn broadcast_replica(shared: &Rc<Shared>, name: String, state: Option<Bucket
     .detach();
 }
 
+/// Placement: the shard of `shards` owning a key's metadata.
+pub fn key_shard(bucket: &str, key: &str, shards: u64) -> ShardId {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(bucket.as_bytes());
+    h.update(&[0]);
+    h.update(key.as_bytes());
+    ShardId((h.digest() % shards) as u32)
+}
+
+/// Placement: the shard of `shards` owning a bucket's record.
+pub fn bucket_shard(bucket: &str, shards: u64) -> ShardId {
+    ShardId((xxhash_rust::xxh3::xxh3_64(bucket.as_bytes()) % shards) as u32)
+}
+
 /// Whether an `If-Match` value names this ETag (quotes optional, `*` any).
 pub fn etag_matches(want: &str, etag: &ETag) -> bool {
     let have = etag.to_string();
@@ -570,16 +588,12 @@ impl Engine {
 
     /// The shard owning a key's metadata.
     pub fn owner(&self, bucket: &str, key: &str) -> ShardId {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        h.update(bucket.as_bytes());
-        h.update(&[0]);
-        h.update(key.as_bytes());
-        ShardId((h.digest() % self.shards()) as u32)
+        key_shard(bucket, key, self.shards())
     }
 
     /// The shard owning a bucket's record.
     pub fn bucket_owner(&self, bucket: &str) -> ShardId {
-        ShardId((xxhash_rust::xxh3::xxh3_64(bucket.as_bytes()) % self.shards()) as u32)
+        bucket_shard(bucket, self.shards())
     }
 
     /// Hands metered requests to the shards owning their buckets, without

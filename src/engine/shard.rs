@@ -787,7 +787,7 @@ impl Shard {
             }
         };
         let upload = match &target {
-            Target::Object => None,
+            Target::Object | Target::Restore { .. } => None,
             Target::Part { upload, .. } | Target::Complete { upload, .. } => {
                 match self.index.upload(&bucket, &key, *upload) {
                     Some(u) => Some(u),
@@ -810,7 +810,9 @@ impl Shard {
             return refuse(reply, Error::InvalidPart);
         }
         // With no room for a new segment, only metadata may use what is left.
-        if self.log.full && (tail.is_some() || (!extents.is_empty() && target == Target::Object)) {
+        if self.log.full
+            && (tail.is_some() || (!extents.is_empty() && matches!(target, Target::Object | Target::Restore { .. })))
+        {
             return refuse(reply, Error::DiskFull);
         }
         // An upload so slow that its first chunks sat in a segment compaction
@@ -828,9 +830,10 @@ impl Shard {
             let outcome = CommitOutcome { version_id: VersionId::NULL, versioned: false, mtime_ms: now_ms };
             return Some((Some(MetaOp::PutPart { bucket, key, upload, number, part }), reply, outcome));
         }
-        let id = match versioning {
-            Versioning::Enabled => VersionId::generate(now_nanos()),
-            Versioning::Unversioned | Versioning::Suspended => VersionId::NULL,
+        let (id, delete_marker) = match (&target, versioning) {
+            (Target::Restore { id, delete_marker }, _) => (*id, *delete_marker),
+            (_, Versioning::Enabled) => (VersionId::generate(now_nanos()), false),
+            (_, Versioning::Unversioned | Versioning::Suspended) => (VersionId::NULL, false),
         };
         let version = Version {
             id,
@@ -838,7 +841,7 @@ impl Shard {
             mtime_ms: now_ms,
             size,
             etag,
-            delete_marker: false,
+            delete_marker,
             extents,
             meta: MetaBlob::new(&meta),
         };
@@ -1150,7 +1153,7 @@ fn upload_marks(q: &Queued) -> Option<((String, String), (String, String))> {
         Queued::Commit(c, _) => match &c.target {
             Target::Part { upload, .. } => (&c.bucket, &c.key, *upload, false),
             Target::Complete { upload, .. } => (&c.bucket, &c.key, *upload, true),
-            Target::Object => return None,
+            Target::Object | Target::Restore { .. } => return None,
         },
         Queued::Upload(b, k, UploadChange::Abort(upload), _) => (b, k, *upload, true),
         _ => return None,

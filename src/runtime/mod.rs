@@ -56,6 +56,8 @@ pub enum Error {
         "the data directory was created with {found} shards; start with --shards {found} (changing the shard count needs a migration)"
     )]
     ShardCount { found: usize },
+    #[error("{0}")]
+    Locked(String),
     #[error("shard {0} failed to start")]
     ShardStart(u32),
 }
@@ -77,6 +79,9 @@ pub struct Node {
     mesh: Vec<flume::Sender<Request>>,
     stop: Vec<flume::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The data directories' locks (`offline::LOCK_FILE`): no second node
+    /// and no offline tool opens them while this one runs.
+    _locks: Vec<std::fs::File>,
 }
 
 /// Remembers the shard count in the first data directory: placement hashes
@@ -145,6 +150,7 @@ impl Node {
     }
 
     fn launch(config: Config, users: Users, driver: Option<Driver>) -> Result<Node, Error> {
+        let locks = crate::offline::lock(&config.data).map_err(Error::Locked)?;
         check_layout(&config)?;
         let config = Arc::new(config);
         let users = Arc::new(users);
@@ -219,7 +225,7 @@ impl Node {
             }
         }
         health.ready.store(true, Ordering::SeqCst);
-        Ok(Node { addr, health, mesh: txs, stop: stop_txs, threads })
+        Ok(Node { addr, health, mesh: txs, stop: stop_txs, threads, _locks: locks })
     }
 
     /// Graceful drain: readiness fails first, then listeners close, open

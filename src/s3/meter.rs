@@ -204,24 +204,14 @@ pub fn usage_offline(
         None => None,
         Some(v) => Some(super::post::parse_iso8601(v).ok_or("--since must be a time like 2026-12-07T10:00:00Z")?),
     };
-    let first = data.first().ok_or("at least one --data directory is needed")?;
-    let layout = std::fs::read_to_string(first.join("kaligon-layout"))
-        .map_err(|e| format!("{} is not a Kaligon data directory: {e}", first.display()))?;
-    let shards: usize = layout
-        .trim()
-        .strip_prefix("shards=")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("unreadable kaligon-layout in {}", first.display()))?;
-    let config = crate::config::Config { data, shards, ..Default::default() };
+    let store = crate::offline::Store::open(data)?;
     let (mut entries, mut owners) = (Vec::new(), HashMap::new());
-    for (i, dir) in config.shard_dirs().iter().enumerate() {
-        let r = crate::engine::recover::recover(dir, crate::engine::ShardId(i as u32))
-            .map_err(|e| format!("shard {i} ({}): {e}", dir.display()))?;
-        entries.extend(r.index.usage_since(since_ms.map_or(0, hour_of)));
-        for (name, state) in r.index.owned_buckets() {
-            if bucket.is_none_or(|b| b == name) {
-                owners.insert(name.clone(), state.owner.clone());
-            }
+    for s in &store.shards {
+        entries.extend(s.index.usage_since(since_ms.map_or(0, hour_of)));
+    }
+    for (name, state) in store.buckets() {
+        if bucket.is_none_or(|b| b == name) {
+            owners.insert(name, state.owner);
         }
     }
     serde_json::to_string_pretty(&report(entries, &owners, since_ms)).map_err(|e| e.to_string())
