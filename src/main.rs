@@ -71,6 +71,9 @@ struct ImportArgs {
     /// Shards of new data directories (default: one per core).
     #[arg(long)]
     shards: Option<usize>,
+    /// Size of the segment files it creates (default: as for `serve`).
+    #[arg(long)]
+    segment_bytes: Option<u64>,
 }
 
 fn json(v: &impl serde::Serialize) -> String {
@@ -145,7 +148,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Import(a) => {
-            let args = kaligon::offline::import::ImportArgs { from: a.from, data: a.data, shards: a.shards };
+            let args = kaligon::offline::import::ImportArgs {
+                from: a.from,
+                data: a.data,
+                shards: a.shards,
+                segment_bytes: a.segment_bytes,
+            };
             kaligon::offline::import::run(args).map(|r| println!("{}", json(&r))).map_err(|e| format!("import: {e}"))
         }
     };

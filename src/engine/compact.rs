@@ -296,12 +296,11 @@ impl Shard {
         }
     }
 
-    /// After a checkpoint starting its replay in `segment` was written.
-    pub(super) fn after_checkpoint(&mut self, segment: SegmentId) {
-        self.reclaim.kept.push_back(segment);
-        while self.reclaim.kept.len() > super::index::checkpoint::KEEP {
-            self.reclaim.kept.pop_front();
-        }
+    /// After a checkpoint was written: `kept` are the replay-start
+    /// segments of the checkpoints now on disk.
+    pub(super) fn after_checkpoint(&mut self, kept: Vec<SegmentId>) {
+        self.reclaim.kept = kept.into_iter().collect();
+        self.reclaim.kept.make_contiguous().sort();
         self.delete_reclaimable();
     }
 

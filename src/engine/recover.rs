@@ -53,10 +53,12 @@ pub fn recover(dir: &Path, shard: ShardId) -> Result<Recovered, Error> {
     let mut report = RecoveryReport::default();
     let mut start = None;
     for path in checkpoint::list(dir)? {
-        match std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| checkpoint::decode(shard, &b).map_err(|e| e.to_string()))
-        {
+        let decoded = std::fs::read(&path).map(|b| checkpoint::decode(shard, &b));
+        // Newer data than this code knows is refused, not taken for damage.
+        if let Ok(Err(e @ checkpoint::DecodeError::NewerFormat(_))) = &decoded {
+            return Err(Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))));
+        }
+        match decoded.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
             Ok(found) => {
                 report.checkpoint = Some(path.display().to_string());
                 start = Some(found);

@@ -113,7 +113,7 @@ pub struct Shard {
     /// A checkpoint being encoded, a slice of keys per step.
     walk: Option<super::index::checkpoint::Walk>,
     /// A checkpoint being written and synced.
-    checkpoint: Option<LocalBoxFuture<'static, Option<super::types::SegmentId>>>,
+    checkpoint: Option<LocalBoxFuture<'static, Option<Vec<super::types::SegmentId>>>>,
     pub(super) reclaim: super::compact::Reclaim,
     pub(super) bytes_since_checkpoint: u64,
     last_checkpoint: std::time::Instant,
@@ -125,7 +125,7 @@ enum Event {
     Closed,
     Write(WriteDone),
     Synced(Result<(), Error>),
-    Checkpointed(Option<super::types::SegmentId>),
+    Checkpointed(Option<Vec<super::types::SegmentId>>),
     Tick,
     Moved(super::compact::Moved),
     CompactStep,
@@ -246,8 +246,8 @@ impl Shard {
                 Event::Synced(r) => self.finish_group(r),
                 Event::Checkpointed(written) => {
                     self.checkpoint = None;
-                    if let Some(segment) = written {
-                        self.after_checkpoint(segment);
+                    if let Some(kept) = written {
+                        self.after_checkpoint(kept);
                     }
                 }
                 Event::Tick => {
@@ -1095,7 +1095,7 @@ impl Shard {
         let task = compio::runtime::spawn_blocking(move || super::index::checkpoint::write(&dir, pos.next_seq, &bytes));
         self.checkpoint = Some(Box::pin(async move {
             match task.await {
-                Ok(Ok(())) => Some(pos.segment),
+                Ok(Ok(kept)) => Some(kept),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "checkpoint write failed; will retry");
                     None

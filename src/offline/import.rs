@@ -27,6 +27,8 @@ pub struct ImportArgs {
     pub from: PathBuf,
     pub data: Vec<PathBuf>,
     pub shards: Option<usize>,
+    /// Size of new segment files (default: as for `serve`).
+    pub segment_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -226,12 +228,14 @@ pub fn run(args: ImportArgs) -> Result<ImportReport, String> {
     let mut config = Config { data: args.data, ..Default::default() };
     if let Some(n) = args.shards {
         config.shards = n;
-    } else if let Ok(layout) = std::fs::read_to_string(config.data[0].join("kaligon-layout")) {
+    } else if let Ok(Some(n)) = super::layout_shards(&config.data[0]) {
         // Existing directories keep their shard count.
-        if let Some(n) = layout.trim().strip_prefix("shards=").and_then(|n| n.parse().ok()) {
-            config.shards = n;
-        }
+        config.shards = n;
     }
+    if let Some(n) = args.segment_bytes {
+        config.segment_bytes = n;
+    }
+    config.validate().map_err(|e| e.to_string())?;
     let (tx, rx) = flume::bounded(1);
     let from = args.from;
     let driver: crate::runtime::Driver = Arc::new(move |core, engine| {

@@ -53,6 +53,13 @@ pub fn lock(data: &[PathBuf]) -> Result<Vec<File>, String> {
     Ok(held)
 }
 
+/// The shard count recorded in a first data directory's `kaligon-layout`
+/// (None: the file does not parse).
+pub fn layout_shards(first: &Path) -> std::io::Result<Option<usize>> {
+    let text = std::fs::read_to_string(first.join("kaligon-layout"))?;
+    Ok(text.trim().strip_prefix("shards=").and_then(|n| n.parse().ok()))
+}
+
 /// One shard as recovery sees it.
 pub struct ShardData {
     pub id: ShardId,
@@ -71,12 +78,8 @@ pub struct Store {
 impl Store {
     pub fn open(data: Vec<PathBuf>) -> Result<Store, String> {
         let first = data.first().ok_or("at least one --data directory is needed")?;
-        let layout = std::fs::read_to_string(first.join("kaligon-layout"))
-            .map_err(|e| format!("{} is not a Kaligon data directory: {e}", first.display()))?;
-        let shards: usize = layout
-            .trim()
-            .strip_prefix("shards=")
-            .and_then(|n| n.parse().ok())
+        let shards = layout_shards(first)
+            .map_err(|e| format!("{} is not a Kaligon data directory: {e}", first.display()))?
             .ok_or_else(|| format!("unreadable kaligon-layout in {}", first.display()))?;
         let locks = lock(&data)?;
         let config = crate::config::Config { data, shards, ..Default::default() };

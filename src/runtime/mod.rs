@@ -89,9 +89,9 @@ pub struct Node {
 fn check_layout(config: &Config) -> Result<(), Error> {
     let path = config.data[0].join("kaligon-layout");
     std::fs::create_dir_all(&config.data[0])?;
-    match std::fs::read_to_string(&path) {
-        Ok(s) => {
-            let found: usize = s.trim().strip_prefix("shards=").and_then(|n| n.parse().ok()).unwrap_or(0);
+    match crate::offline::layout_shards(&config.data[0]) {
+        Ok(found) => {
+            let found = found.unwrap_or(0);
             if found != config.shards {
                 return Err(Error::ShardCount { found });
             }

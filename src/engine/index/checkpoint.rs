@@ -189,6 +189,10 @@ pub enum DecodeError {
     Format,
     #[error("checkpoint belongs to shard {0}")]
     WrongShard(u32),
+    #[error(
+        "checkpoint was written in on-disk format version {0}; this kaligon reads version {FORMAT_VERSION}: run the newer kaligon that wrote it"
+    )]
+    NewerFormat(u32),
     #[error("checkpoint entry is malformed")]
     Entry,
 }
@@ -204,6 +208,9 @@ pub fn decode(shard: ShardId, b: &[u8]) -> Result<(Position, Index), DecodeError
     }
     let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    if &body[0..8] == MAGIC && u32_at(8) > FORMAT_VERSION {
+        return Err(DecodeError::NewerFormat(u32_at(8)));
+    }
     if &body[0..8] != MAGIC || u32_at(8) != FORMAT_VERSION {
         return Err(DecodeError::Format);
     }
@@ -238,8 +245,13 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Writes a checkpoint durably (blocking; run off the shard thread) and
-/// removes all but the newest `KEEP`.
-pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<()> {
+/// removes all but the newest `KEEP`. Returns the replay-start segments of
+/// the checkpoints left on disk, read back from their files: a checkpoint
+/// whose name repeats the newest one's (no sequence number used since, as
+/// at a start after a clean stop) replaces that file, so counting the
+/// checkpoints written would forget an older one still kept, and let
+/// compaction delete segments that one replays.
+pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<Vec<SegmentId>> {
     let name = file_name(next_seq);
     let tmp = dir.join(format!("{name}.tmp"));
     let attempt = || -> std::io::Result<()> {
@@ -264,11 +276,12 @@ pub fn write(dir: &Path, next_seq: u64, bytes: &[u8]) -> std::io::Result<()> {
     }
     fs::rename(&tmp, dir.join(&name))?;
     fs::File::open(dir)?.sync_all()?;
-    for old in list(dir)?.into_iter().skip(KEEP) {
+    let all = list(dir)?;
+    for old in all.iter().skip(KEEP) {
         fs::remove_file(old)?;
     }
     ensure_reserve(dir, bytes.len() as u64);
-    Ok(())
+    Ok(all.iter().take(KEEP).map(|p| replay_segment(p)).collect())
 }
 
 /// Bytes of a checkpoint written between syncs.
@@ -345,6 +358,28 @@ mod tests {
         assert_eq!(ix.stats(), sample().stats());
         assert_eq!(ix.owned_buckets().len(), 1);
         assert_eq!(decode(ShardId(0), &b).err(), Some(DecodeError::WrongShard(1)));
+    }
+
+    /// A checkpoint taken with no sequence number used since the newest
+    /// one (a start after a clean stop) has the newest one's name and
+    /// replaces it: the kept replay starts are those of the files left, so
+    /// the older checkpoint's segments stay protected.
+    #[test]
+    fn a_repeated_name_keeps_the_older_checkpoints_replay_start() {
+        let dir = std::env::temp_dir().join(format!("kaligon-ckpt-names-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let ix = sample();
+        let at = |next_seq, segment| {
+            encode(ShardId(0), Position { next_seq, segment: SegmentId(segment), offset: 4096 }, &ix)
+        };
+        assert_eq!(write(&dir, 5, &at(5, 1)).unwrap(), vec![SegmentId(1)]);
+        assert_eq!(write(&dir, 9, &at(9, 3)).unwrap(), vec![SegmentId(3), SegmentId(1)]);
+        // Same name, later start (a fresh segment after the restart).
+        assert_eq!(write(&dir, 9, &at(9, 4)).unwrap(), vec![SegmentId(4), SegmentId(1)]);
+        assert_eq!(list(&dir).unwrap().len(), 2);
+        assert_eq!(write(&dir, 12, &at(12, 6)).unwrap(), vec![SegmentId(6), SegmentId(4)]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn version(id: u64) -> Version {

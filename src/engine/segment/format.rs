@@ -174,6 +174,15 @@ impl SegmentHeader {
         }
         Some(Self { shard: u32_at(b, 12), segment: u64_at(b, 16), size: u64_at(b, 24) })
     }
+
+    /// The format version of an intact header written by a newer format
+    /// than this code reads: such a segment is refused, never read as
+    /// damage (skipping it would leave it with nothing live, and compaction
+    /// would delete it).
+    pub fn newer_format(b: &[u8]) -> Option<u32> {
+        let intact = b.len() >= 40 && &b[0..8] == SEGMENT_MAGIC && u64_at(b, 32) == xxh64(&b[0..32], 0);
+        Some(u32_at(b, 8)).filter(|v| intact && *v > FORMAT_VERSION)
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

@@ -41,6 +41,13 @@ pub fn scan(
     let mut report = ScanReport { end: start, ..Default::default() };
     match SegmentHeader::decode(&map) {
         Some(h) if h.segment == id.0 => {}
+        _ if let Some(v) = SegmentHeader::newer_format(&map) => {
+            return Err(std::io::Error::other(format!(
+                "{} was written in on-disk format version {v}; this kaligon reads version {}: run the newer kaligon that wrote it",
+                path.display(),
+                super::format::FORMAT_VERSION
+            )));
+        }
         _ => {
             tracing::warn!(path = %path.display(), "segment header is missing or damaged; skipping the segment");
             return Ok(report);
