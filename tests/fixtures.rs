@@ -195,3 +195,23 @@ fn a_newer_format_version_is_refused_not_skipped() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// docs/FORMAT.md is enough to read the data without Kaligon's code:
+/// tests/format_reader.py, written from the document alone, lists every
+/// fixture's versions and reads their bytes as the fixtures' JSON says.
+#[test]
+fn an_independent_reader_written_from_format_md_reads_the_fixtures() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(repo.join("tests/format_reader.py"))
+        .arg("--check-fixtures")
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
