@@ -59,6 +59,20 @@ pub struct Config {
     pub idle_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
 
+    // Behind a load balancer
+    /// Expect a PROXY protocol (v1 or v2) header on every connection from a
+    /// trusted proxy, and take the client's address from it.
+    pub proxy_protocol: bool,
+    /// Addresses (CIDR) whose PROXY headers and X-Forwarded-For/-Proto are
+    /// believed; nobody else's are.
+    pub trusted_proxies: Vec<String>,
+    /// Where to write one JSON line per request (`-`: stdout); none: off.
+    pub access_log: Option<PathBuf>,
+    /// Batches (up to 64 KiB of lines each) the access log may hold waiting
+    /// for its writer; past that, lines are dropped (and counted) rather
+    /// than slowing requests.
+    pub access_log_queue_batches: usize,
+
     // S3 limits (AWS's values)
     pub key_bytes_max: usize,
     pub user_metadata_bytes_max: usize,
@@ -98,6 +112,10 @@ impl Default for Config {
             header_read_timeout_ms: 30_000,
             idle_timeout_ms: 75_000,
             body_read_timeout_ms: 60_000,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
+            access_log: None,
+            access_log_queue_batches: 1024,
             key_bytes_max: 1024,
             user_metadata_bytes_max: 2048,
             put_bytes_max: 5 << 30,
@@ -169,6 +187,28 @@ pub struct ServeArgs {
     /// Milliseconds between lifecycle passes. Default: 600000
     #[arg(long)]
     pub lifecycle_interval_ms: Option<u64>,
+    /// Keep-alive idle timeout in ms; keep it above the load balancer's
+    /// (HAProxy `timeout http-keep-alive`, nginx `keepalive_timeout`). Default: 75000
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Time a client has to send a whole request head, in ms. Default: 30000
+    #[arg(long)]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a request body may stall between reads, in ms. Default: 60000
+    #[arg(long)]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Open connections at most (all cores together); more are closed at once. Default: 4096
+    #[arg(long)]
+    pub connections_max: Option<usize>,
+    /// Expect a PROXY protocol v1/v2 header on connections from --trusted-proxy addresses.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+    /// A proxy (CIDR, repeatable) whose PROXY headers and X-Forwarded-For/-Proto are believed.
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<String>,
+    /// Write one JSON line per request to this file (`-`: stdout).
+    #[arg(long)]
+    pub access_log: Option<PathBuf>,
 }
 
 impl Config {
@@ -196,8 +236,21 @@ impl Config {
             segment_reuse_max,
             checkpoint_interval_ms,
             checkpoint_bytes,
-            lifecycle_interval_ms
+            lifecycle_interval_ms,
+            idle_timeout_ms,
+            header_read_timeout_ms,
+            body_read_timeout_ms,
+            connections_max
         );
+        if args.proxy_protocol {
+            c.proxy_protocol = true;
+        }
+        if !args.trusted_proxies.is_empty() {
+            c.trusted_proxies = args.trusted_proxies.clone();
+        }
+        if args.access_log.is_some() {
+            c.access_log = args.access_log.clone();
+        }
         if args.lifecycle_day_secs.is_some() {
             c.lifecycle_day_secs = args.lifecycle_day_secs;
         }
@@ -228,11 +281,24 @@ impl Config {
         if self.data.is_empty() {
             return Err(Error::Invalid("at least one data directory is needed".into()));
         }
+        for t in &self.trusted_proxies {
+            if crate::http::proxy::Cidr::parse(t).is_none() {
+                return Err(Error::Invalid(format!(
+                    "--trusted-proxy {t}: not an address or CIDR (10.0.0.0/8, ::1/128)"
+                )));
+            }
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(Error::Invalid("--proxy-protocol needs at least one --trusted-proxy".into()));
+        }
         Ok(())
     }
 
-    /// The directory of each shard: shards are spread over the data
-    /// directories round-robin.
+    /// Whether `addr` is one of the trusted proxies.
+    pub fn trusted(&self, addr: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().filter_map(|t| crate::http::proxy::Cidr::parse(t)).any(|c| c.contains(addr))
+    }
+
     /// How often the lifecycle worker passes over a shard's keys.
     pub fn lifecycle_pass_interval(&self) -> std::time::Duration {
         let ms = match self.lifecycle_day_secs {
@@ -242,6 +308,8 @@ impl Config {
         std::time::Duration::from_millis(ms)
     }
 
+    /// The directory of each shard: shards are spread over the data
+    /// directories round-robin.
     pub fn shard_dirs(&self) -> Vec<PathBuf> {
         (0..self.shards).map(|i| self.data[i % self.data.len()].join(format!("shard-{i:03}"))).collect()
     }

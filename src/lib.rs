@@ -24,11 +24,13 @@ pub mod credentials;
 pub fn serve(config: config::Config) -> Result<(), Box<dyn std::error::Error>> {
     let signals = runtime::block_stop_signals();
     let users = credentials::load(&config)?;
+    s3::access_log::start(&config)?;
     let node = runtime::Node::start(config, users)?;
     tracing::info!(addr = %node.addr, "kaligon node is serving");
     println!("kaligon: listening on http://{}", node.addr);
     runtime::wait_for_stop_signal(&signals);
     tracing::info!("stop signal received; draining");
     node.shutdown(std::time::Duration::from_secs(30));
+    s3::access_log::flush();
     Ok(())
 }

@@ -207,11 +207,5 @@ fn an_independent_reader_written_from_format_md_reads_the_fixtures() {
         .arg("--check-fixtures")
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
-

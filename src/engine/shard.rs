@@ -1074,6 +1074,12 @@ impl Shard {
             return;
         }
         let (segment, offset) = self.log.position();
+        // Each checkpoint takes a sequence number of its own, so no two have
+        // the same name (`ckpt-<next_seq>`): a checkpoint with nothing logged
+        // since the last one (at a start after a clean stop, or one taken to
+        // let emptied segments go) would otherwise replace the newest file,
+        // and the older one kept beside it would hold those segments forever.
+        self.log.next_seq();
         let pos = super::index::checkpoint::Position { next_seq: self.log.peek_seq(), segment, offset };
         self.walk = Some(super::index::checkpoint::Walk::begin(self.shared.shard, pos, &self.index));
         self.bytes_since_checkpoint = 0;

@@ -23,13 +23,34 @@ pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    /// The client: the socket's peer, or the address a PROXY header gave.
     pub peer: Option<std::net::SocketAddr>,
+    /// The socket's peer (the load balancer, behind one).
+    pub hop: Option<std::net::SocketAddr>,
 }
 
 impl Conn {
     fn new(stream: TcpStream, cap: usize) -> Self {
         let peer = stream.peer_addr().ok();
-        Self { stream, buf: Vec::with_capacity(cap), start: 0, peer }
+        Self { stream, buf: Vec::with_capacity(cap), start: 0, peer, hop: peer }
+    }
+
+    /// Reads the PROXY protocol header a trusted proxy sends first and takes
+    /// the client's address from it; an error closes the connection.
+    async fn read_proxy_header(&mut self, timeout: Duration) -> Result<(), &'static str> {
+        loop {
+            if let Some((header, n)) = super::proxy::parse(self.buffered())? {
+                self.consume(n);
+                if let super::proxy::Header::Proxied(client) = header {
+                    self.peer = Some(client);
+                }
+                return Ok(());
+            }
+            match self.fill(timeout).await {
+                Ok(n) if n > 0 => {}
+                _ => return Err("the connection ended before its PROXY header"),
+            }
+        }
     }
 
     /// Bytes received but not consumed yet.
@@ -157,6 +178,7 @@ pub async fn accept_loop(listener: compio::net::TcpListener, ctx: Rc<Ctx>, stop:
             serve(stream, &ctx).await;
             // Before the connection stops counting: a drain waits for it.
             crate::s3::meter::flush(&ctx.engine);
+            crate::s3::access_log::flush_local();
             ctx.health.connections.fetch_sub(1, Ordering::SeqCst);
         })
         .detach();
@@ -167,6 +189,13 @@ async fn serve(stream: TcpStream, ctx: &Ctx) {
     use std::os::fd::AsRawFd;
     let mut conn = Conn::new(stream, ctx.config.header_bytes_max + 4096);
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
+    if ctx.config.proxy_protocol && conn.hop.is_some_and(|a| ctx.config.trusted(a.ip())) {
+        let wait = Duration::from_millis(ctx.config.header_read_timeout_ms);
+        if let Err(why) = conn.read_proxy_header(wait).await {
+            tracing::warn!(hop = ?conn.hop, why, "closing a connection from a trusted proxy without a valid PROXY header");
+            return;
+        }
+    }
     let fd = conn.stream.as_raw_fd();
     loop {
         // Between requests the connection is idle: a drain may close it.

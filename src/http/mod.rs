@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn;
 pub mod form;
 pub mod head;
+pub mod proxy;
 pub mod response;
 
 /// What went wrong on the wire; `s3::error` turns it into an S3 error.

@@ -141,7 +141,9 @@ impl S3Error {
         }
         s.push_str("<RequestId>");
         s.push_str(request_id);
-        s.push_str("</RequestId></Error>");
+        s.push_str("</RequestId><HostId>");
+        s.push_str(&super::access_log::host_id(request_id));
+        s.push_str("</HostId></Error>");
         s
     }
 }

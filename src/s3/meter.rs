@@ -120,6 +120,7 @@ pub async fn flusher(engine: Engine) {
     loop {
         compio::runtime::time::sleep(FLUSH_EVERY).await;
         flush(&engine);
+        super::access_log::flush_local();
     }
 }
 

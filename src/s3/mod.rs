@@ -3,6 +3,7 @@
 //! never pick status codes themselves (see `error.rs`).
 
 pub mod access;
+pub mod access_log;
 pub mod acl;
 pub mod attributes;
 pub mod bucket;
@@ -51,8 +52,11 @@ pub struct Req<'a> {
     pub request_id: String,
     /// Whether `100 Continue` still has to be sent before reading the body.
     pub expect_continue: bool,
-    /// The client's address (policies' `aws:SourceIp`).
+    /// The client's address (policies' `aws:SourceIp`): the socket's peer,
+    /// or what a trusted proxy said (PROXY header, X-Forwarded-For).
     pub peer: Option<std::net::IpAddr>,
+    /// Whether a trusted proxy said the client used TLS (`aws:SecureTransport`).
+    pub secure: bool,
     /// Payload bytes of the body received for storing (the meter's bytes in).
     pub received: u64,
 }
@@ -91,7 +95,7 @@ impl Req<'_> {
         policy::RequestFacts {
             head: h,
             source_ip: self.peer,
-            secure: false,
+            secure: self.secure,
             now_ms: now_ms(),
             signature_version,
             auth_type,
@@ -258,7 +262,9 @@ pub async fn reject_unparsed(conn: &mut Conn, e: &crate::http::Error) -> Result<
         _ => err,
     };
     let id = request_id();
-    let resp = Response::xml(err.status(), err.to_xml(&id)).header("x-amz-request-id", id);
+    let resp = Response::xml(err.status(), err.to_xml(&id))
+        .header("x-amz-id-2", access_log::host_id(&id))
+        .header("x-amz-request-id", id);
     let mut out = resp.encode_head(false);
     if let Body::Bytes(b) = resp.body {
         out.extend_from_slice(&b);
@@ -268,6 +274,7 @@ pub async fn reject_unparsed(conn: &mut Conn, e: &crate::http::Error) -> Result<
 
 /// Serves one request; returns whether the connection may be reused.
 pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
+    let started = std::time::Instant::now();
     let request_id = request_id();
     let keep_alive = head.keep_alive();
     let is_head = head.method == "HEAD";
@@ -287,6 +294,14 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     // chunked wins, and the connection closes after the answer.
     let keep_alive = keep_alive && !(head.is_chunked() && head.has_header("content-length"));
     let target = route::target(&head, ctx.config.domain.as_deref());
+    // Behind a trusted proxy, X-Forwarded-For and -Proto say who the client
+    // is and whether it used TLS; from anyone else they are ignored.
+    let hop_trusted = conn.hop.is_some_and(|a| ctx.config.trusted(a.ip()));
+    let mut peer = conn.peer.map(|a| a.ip());
+    if hop_trusted && let Some(xff) = head.header("x-forwarded-for") {
+        peer = crate::http::proxy::forwarded_client(xff, |ip| ctx.config.trusted(ip)).or(peer);
+    }
+    let secure = hop_trusted && head.header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let mut req = Req {
         ctx,
         head,
@@ -297,24 +312,31 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         body,
         request_id: request_id.clone(),
         expect_continue,
-        peer: conn.peer.map(|a| a.ip()),
+        peer,
+        secure,
         received: 0,
     };
     let mut metered = None;
+    let mut operation = None;
     let result = if req.head.method == "OPTIONS" {
         cors::preflight(&req)
     } else {
         match prepare(&mut req, &target) {
             Ok(op) => {
                 metered = meter::class_of(op);
+                operation = Some(op);
                 dispatch(op, &mut req, conn).await
             }
             Err(e) => Err(e),
         }
     };
+    let mut error_code = None;
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => error_response(e, &request_id, Some(req.resource())),
+        Err(e) => {
+            error_code = Some(e.code);
+            error_response(e, &request_id, Some(req.resource()))
+        }
     };
     if req.head.method != "OPTIONS" {
         cors::decorate(&req, &mut resp);
@@ -325,11 +347,34 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     if !req.body.is_done() {
         keep = keep && !req.expect_continue && req.body.drain(conn, 1 << 20).await.is_ok();
     }
-    let stored = resp.status < 300;
+    let (stored, status) = (resp.status < 300, resp.status);
+    let ttfb = started.elapsed();
     let (written, sent) = write_response(conn, resp, &request_id, keep, is_head).await;
     if let (Some(class), Some(bucket)) = (metered, req.bucket.as_deref()) {
         let bytes_in = if stored { req.received } else { 0 };
         meter::record(&ctx.engine, bucket, &req.user, class, bytes_in, sent);
+    }
+    if access_log::enabled() {
+        let name = match operation {
+            Some(op) => format!("{op:?}"),
+            None if req.head.method == "OPTIONS" => "Preflight".into(),
+            None => "-".into(),
+        };
+        access_log::record(&access_log::Entry {
+            time: xml::iso8601(now_ms()),
+            request_id: &request_id,
+            remote: req.peer.map(|p| p.to_string()),
+            user: &req.user,
+            operation: &name,
+            bucket: req.bucket.as_deref(),
+            key: req.key.as_deref(),
+            status,
+            error: error_code.map(|c| c.as_str()),
+            bytes_in: req.received,
+            bytes_out: sent,
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            ttfb_ms: ttfb.as_secs_f64() * 1e3,
+        });
     }
     written && keep
 }
@@ -487,6 +532,7 @@ async fn write_response(
     is_head: bool,
 ) -> (bool, u64) {
     resp.set_header("x-amz-request-id", request_id);
+    resp.set_header("x-amz-id-2", access_log::host_id(request_id));
     let mut out = resp.encode_head(keep_alive);
     match resp.body {
         Body::Bytes(b) if !is_head => {

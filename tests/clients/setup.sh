@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real clients the test suite drives, idempotently:
-# Debian packages (rclone, s3cmd, nginx, curl, openssl, e2fsprogs, and
-# chromium for the browser test), a Python venv with aws-cli, boto3 and
+# Debian packages (rclone, s3cmd, nginx, curl, openssl, e2fsprogs,
+# chromium for the browser test, haproxy for the fleet test), a Python venv with aws-cli, boto3 and
 # minio-py at pinned versions (tests/clients/requirements.txt), and from npm
 # the AWS SDK for JavaScript v3 and puppeteer-core, which drives the system
 # Chromium (tests/clients/js/package-lock.json). Re-runs are no-ops.
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 need=()
-for pair in rclone:rclone s3cmd:s3cmd nginx:nginx curl:curl openssl:openssl mkfs.ext4:e2fsprogs chromium:chromium; do
+for pair in rclone:rclone s3cmd:s3cmd nginx:nginx curl:curl openssl:openssl mkfs.ext4:e2fsprogs chromium:chromium haproxy:haproxy; do
   bin="${pair%%:*}"
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || need+=("${pair##*:}")
 done

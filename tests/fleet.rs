@@ -1,0 +1,292 @@
+//! Three nodes behind HAProxy (Debian's, with the checked-in recipe
+//! tuning/proxy/haproxy-kaligon.cfg): a client workload runs through it
+//! while one node is drained with SIGTERM (a slow upload in flight on it
+//! finishes; its buckets answer 503 until it is back; the other nodes'
+//! buckets never fail) and another is killed with -9 (the same, and every
+//! acknowledged write is there once it restarts). The PROXY protocol
+//! carries the client's address to the nodes' access logs, and only from
+//! the trusted proxy address.
+
+mod common;
+#[path = "common/sign.rs"]
+mod sign;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sign::*;
+
+/// HAProxy connects to the nodes from this address, the only one the
+/// nodes trust (tests talk to nodes directly from 127.0.0.1).
+const LB_SOURCE: &str = "127.0.0.2";
+/// A client of the load balancer with an address of its own.
+const CLIENT: &str = "127.0.0.3";
+
+struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_haproxy(dir: &Path, bind: SocketAddr, nodes: &[SocketAddr]) -> Haproxy {
+    let recipe =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning/proxy/haproxy-kaligon.cfg"))
+            .unwrap()
+            .replace("default-server check", &format!("default-server source {LB_SOURCE} check"));
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, recipe).unwrap();
+    let bin = ["/usr/sbin/haproxy", "haproxy"].into_iter().find(|b| Path::new(b).exists()).unwrap_or("haproxy");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-db").arg("-f").arg(&cfg).env("KALIGON_LB_BIND", bind.to_string());
+    for (i, n) in nodes.iter().enumerate() {
+        cmd.env(format!("KALIGON_NODE{}", i + 1), n.to_string());
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian's package; tests/clients/setup.sh installs it)");
+    Haproxy(child)
+}
+
+/// One request from `src` (a loopback address) to `addr`.
+fn send_from(src: &str, addr: SocketAddr, req: &Request) -> std::io::Result<RawResponse> {
+    let mut s = connect_from(src, addr)?;
+    s.write_all(&req.bytes())?;
+    read_response(&mut s, req.method == "HEAD")
+}
+
+fn connect_from(src: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&SocketAddr::new(src.parse::<IpAddr>().unwrap(), 0).into())?;
+    sock.connect(&addr.into())?;
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(s)
+}
+
+fn creds() -> Creds {
+    Creds::new(ACCESS_KEY, SECRET_KEY)
+}
+
+fn get(at: SocketAddr, path: &str) -> RawResponse {
+    let host = at.to_string();
+    send_from("127.0.0.1", at, &Request::new("GET", path, &host).sign_v4(&creds())).unwrap()
+}
+
+fn put(at: SocketAddr, path: &str, body: &[u8]) -> RawResponse {
+    let host = at.to_string();
+    send_from("127.0.0.1", at, &Request::new("PUT", path, &host).body(body.to_vec()).sign_v4(&creds())).unwrap()
+}
+
+/// Waits until `check` holds (HAProxy's health checks run every 500 ms).
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < until, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What the workload saw, per bucket: acknowledged writes and failures.
+#[derive(Default)]
+struct Ledger {
+    acked: Vec<(String, String, Vec<u8>)>,
+    failures: HashMap<String, Vec<u16>>,
+}
+
+/// PUTs round-robin over `buckets` through the load balancer until `stop`.
+fn workload(lb: SocketAddr, buckets: Vec<String>, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let bucket = &buckets[i as usize % buckets.len()];
+        let key = format!("w-{i}");
+        let body = bytes(i, 1000 + (i as usize % 7) * 3000);
+        let status = match std::panic::catch_unwind(|| put(lb, &format!("/{bucket}/{key}"), &body)) {
+            Ok(r) => r.status,
+            Err(_) => 0,
+        };
+        let mut l = ledger.lock().unwrap();
+        if status == 200 {
+            l.acked.push((bucket.clone(), key, body));
+        } else {
+            l.failures.entry(bucket.clone()).or_default().push(status);
+        }
+        drop(l);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn sigterm(node: &Node) {
+    let pid = node.child.as_ref().unwrap().id();
+    assert!(Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap().success());
+}
+
+#[test]
+fn three_nodes_behind_haproxy_drain_and_crash() {
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| {
+            let dir = temp_dir(&format!("fleet-{i}"));
+            let log = dir.join("access.log");
+            let args = ["--proxy-protocol", "--trusted-proxy", &format!("{LB_SOURCE}/32"), "--access-log"];
+            let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            args.push(log.to_str().unwrap().to_string());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Node::start_in(dir, &args)
+        })
+        .collect();
+    let lb: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let lb_dir = temp_dir("fleet-lb");
+    let _haproxy = start_haproxy(&lb_dir, lb, &nodes.iter().map(|n| n.addr).collect::<Vec<_>>());
+    wait_until("haproxy answers", || TcpStream::connect(lb).is_ok());
+
+    // Buckets made through the load balancer; which node holds each.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for i in 0..40 {
+        let b = format!("fleet-bucket-{i}");
+        wait_until("a CreateBucket through haproxy succeeds", || put(lb, &format!("/{b}"), b"").status == 200);
+        let holders: Vec<usize> =
+            (0..3).filter(|n| get(nodes[*n].addr, &format!("/{b}?location")).status == 200).collect();
+        assert_eq!(holders.len(), 1, "{b} is on exactly one node: {holders:?}");
+        owner.insert(b, holders[0]);
+        if (0..3).all(|n| owner.values().filter(|o| **o == n).count() >= 2) {
+            break;
+        }
+    }
+    let on = |n: usize| -> Vec<String> { owner.iter().filter(|(_, o)| **o == n).map(|(b, _)| b.clone()).collect() };
+    assert!((0..3).all(|n| on(n).len() >= 2), "the bucket hash spreads over every node: {owner:?}");
+
+    // The client's own address reaches the node, carried by PROXY v2.
+    let a_bucket = on(0)[0].clone();
+    let r = send_from(
+        CLIENT,
+        lb,
+        &Request::new("PUT", &format!("/{a_bucket}/from-client"), &lb.to_string())
+            .body(b"hi".to_vec())
+            .sign_v4(&creds()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("x-amz-request-id").is_some() && r.header("x-amz-id-2").is_some(), "{:?}", r.headers);
+    // x-amz-id-2 is the error body's HostId.
+    let missing = get(lb, &format!("/{a_bucket}/no-such-key"));
+    assert_eq!(missing.status, 404);
+    let id2 = missing.header("x-amz-id-2").unwrap().to_string();
+    assert!(missing.text().contains(&format!("<HostId>{id2}</HostId>")), "{}", missing.text());
+    // A trusted address must send a PROXY header: without one it is cut off.
+    let mut raw = connect_from(LB_SOURCE, nodes[0].addr).unwrap();
+    raw.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(raw.read(&mut buf), Ok(0) | Err(_)), "served without a PROXY header");
+    // X-Forwarded-For from an untrusted client is not believed.
+    let host = nodes[0].addr.to_string();
+    let forged = Request::new("GET", &format!("/{a_bucket}/from-client"), &host).header("X-Forwarded-For", "6.6.6.6");
+    assert_eq!(send_from("127.0.0.1", nodes[0].addr, &forged.sign_v4(&creds())).unwrap().status, 200);
+
+    // The workload runs for the rest of the test, one client per node's
+    // buckets (so a request waiting on a node that is away holds up no other).
+    let stop = Arc::new(AtomicBool::new(false));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let workers: Vec<_> = (0..3)
+        .map(|n| {
+            let (stop, ledger, buckets) = (stop.clone(), ledger.clone(), on(n));
+            std::thread::spawn(move || workload(lb, buckets, stop, ledger))
+        })
+        .collect();
+    // While a node is away, the others' buckets answer.
+    let others_answer = |away: usize| {
+        for n in (0..3).filter(|n| *n != away) {
+            let r = get(lb, &format!("/{}", on(n)[0]));
+            assert_eq!(r.status, 200, "node {n} while node {away} is away: {}", r.text());
+        }
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Drain node 1 with SIGTERM while a slow upload to it is in flight.
+    let b1 = on(1)[0].clone();
+    let slow = bytes(77, 2 << 20);
+    let req = Request::new("PUT", &format!("/{b1}/slow"), &lb.to_string()).body(slow.clone()).sign_v4(&creds());
+    let mut s = connect_from(CLIENT, lb).unwrap();
+    s.write_all(&req.head_bytes()).unwrap();
+    s.write_all(&slow[..1 << 20]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&nodes[1]);
+    std::thread::sleep(Duration::from_millis(700));
+    s.write_all(&slow[1 << 20..]).unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200, "the upload in flight during the drain finishes: {}", r.text());
+    let status = nodes[1].child.take().unwrap().wait().unwrap();
+    assert!(status.success(), "drained node exited with {status}");
+    // Its buckets answer 503 (HAProxy: no server) while it is away.
+    wait_until("node 1's buckets answer 503", || get(lb, &format!("/{b1}/slow")).status == 503);
+    others_answer(1);
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[1].start_again();
+    wait_until("node 1 is back in haproxy", || get(lb, &format!("/{b1}/slow")).status == 200);
+    assert!(get(lb, &format!("/{b1}/slow")).body == slow, "the upload that finished during the drain is whole");
+
+    // kill -9 node 2 mid-load.
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[2].kill9();
+    let b2 = on(2)[0].clone();
+    wait_until("node 2's buckets answer 503", || get(lb, &format!("/{b2}")).status == 503);
+    others_answer(2);
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[2].start_again();
+    wait_until("node 2 is back in haproxy", || get(lb, &format!("/{b2}")).status == 200);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+
+    let ledger = ledger.lock().unwrap();
+    for (bucket, statuses) in &ledger.failures {
+        let n = owner[bucket];
+        assert!(n == 1 || n == 2, "a request to {bucket} on node {n}, which stayed up, failed: {statuses:?}");
+        // Drained: HAProxy answers 503 (no server). Killed: a request the
+        // node died under may also end as 502 (it was not acknowledged).
+        let allowed: &[u16] = if n == 1 { &[503] } else { &[502, 503] };
+        assert!(statuses.iter().all(|s| allowed.contains(s)), "{bucket} on node {n} failed with {statuses:?}");
+    }
+    let acked_on = |n: usize| ledger.acked.iter().filter(|(b, _, _)| owner[b] == n).count();
+    assert!((0..3).all(|n| acked_on(n) > 0), "the workload wrote to every node");
+    for (bucket, key, body) in &ledger.acked {
+        let got = get(lb, &format!("/{bucket}/{key}"));
+        assert_eq!(got.status, 200, "acknowledged {bucket}/{key} lost (node {})", owner[bucket]);
+        assert!(got.body == *body, "{bucket}/{key} has other bytes");
+    }
+
+    // The access logs: the client behind HAProxy by its own address; the
+    // forged X-Forwarded-For ignored.
+    let log = std::fs::read_to_string(nodes[0].dir.join("access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let from_client: Vec<&serde_json::Value> = lines.iter().filter(|l| l["key"] == "from-client").collect();
+    assert_eq!(from_client.len(), 2, "{from_client:?}");
+    assert_eq!(from_client[0]["remote"], CLIENT, "PROXY v2 gave the client's address: {}", from_client[0]);
+    assert_eq!(from_client[0]["operation"], "PutObject");
+    assert_eq!(from_client[0]["bytes_in"], 2);
+    assert_eq!(from_client[1]["remote"], "127.0.0.1", "X-Forwarded-For from an untrusted peer: {}", from_client[1]);
+    assert!(lines.iter().any(|l| l["operation"] == "PutObject" && l["status"] == 200 && l["user"] == ACCESS_KEY));
+    let total = ledger.acked.len() + ledger.failures.values().map(Vec::len).sum::<usize>();
+    eprintln!(
+        "fleet: {total} workload PUTs, {} acknowledged, failures {:?}",
+        ledger.acked.len(),
+        ledger.failures.iter().map(|(b, s)| (owner[b], s.len())).collect::<Vec<_>>()
+    );
+}
