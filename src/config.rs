@@ -55,6 +55,9 @@ pub struct Config {
     pub header_bytes_max: usize,
     pub header_count_max: usize,
     pub connections_max: usize,
+    /// Requests one core serves at once; more get 503 SlowDown with
+    /// Retry-After (bounding queues and the memory of request bodies).
+    pub requests_max_per_core: usize,
     pub header_read_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
@@ -72,6 +75,9 @@ pub struct Config {
     /// for its writer; past that, lines are dropped (and counted) rather
     /// than slowing requests.
     pub access_log_queue_batches: usize,
+    /// Serve `GET /admin/metrics` to anyone (for a Prometheus scraper);
+    /// otherwise only to the administrator's signed requests.
+    pub metrics_public: bool,
 
     // S3 limits (AWS's values)
     pub key_bytes_max: usize,
@@ -109,6 +115,7 @@ impl Default for Config {
             header_bytes_max: 64 << 10,
             header_count_max: 128,
             connections_max: 4096,
+            requests_max_per_core: 512,
             header_read_timeout_ms: 30_000,
             idle_timeout_ms: 75_000,
             body_read_timeout_ms: 60_000,
@@ -116,6 +123,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             access_log: None,
             access_log_queue_batches: 1024,
+            metrics_public: false,
             key_bytes_max: 1024,
             user_metadata_bytes_max: 2048,
             put_bytes_max: 5 << 30,
@@ -200,6 +208,9 @@ pub struct ServeArgs {
     /// Open connections at most (all cores together); more are closed at once. Default: 4096
     #[arg(long)]
     pub connections_max: Option<usize>,
+    /// Requests one core serves at once; more are answered 503 SlowDown. Default: 512
+    #[arg(long)]
+    pub requests_max_per_core: Option<usize>,
     /// Expect a PROXY protocol v1/v2 header on connections from --trusted-proxy addresses.
     #[arg(long)]
     pub proxy_protocol: bool,
@@ -209,6 +220,9 @@ pub struct ServeArgs {
     /// Write one JSON line per request to this file (`-`: stdout).
     #[arg(long)]
     pub access_log: Option<PathBuf>,
+    /// Serve GET /admin/metrics without authentication (for Prometheus).
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -240,13 +254,17 @@ impl Config {
             idle_timeout_ms,
             header_read_timeout_ms,
             body_read_timeout_ms,
-            connections_max
+            connections_max,
+            requests_max_per_core
         );
         if args.proxy_protocol {
             c.proxy_protocol = true;
         }
         if !args.trusted_proxies.is_empty() {
             c.trusted_proxies = args.trusted_proxies.clone();
+        }
+        if args.metrics_public {
+            c.metrics_public = true;
         }
         if args.access_log.is_some() {
             c.access_log = args.access_log.clone();
@@ -271,6 +289,9 @@ impl Config {
         }
         if !(0.0..=0.95).contains(&self.compaction_live_ratio) {
             return Err(Error::Invalid("compaction_live_ratio must be between 0 and 0.95".into()));
+        }
+        if self.requests_max_per_core == 0 {
+            return Err(Error::Invalid("requests_max_per_core must be at least 1".into()));
         }
         if self.shards == 0 || self.shards > 1024 {
             return Err(Error::Invalid("shards must be between 1 and 1024".into()));

@@ -242,6 +242,9 @@ fn rclone_versions_and_the_export_hold_the_same_bytes() {
         {
             let body = aws_sdk_s3::primitives::ByteStream::from(bytes(i as u64, size));
             c.put_object().bucket("rcl").key(key).body(body).send().await.unwrap();
+            // rclone names an old version by its time to the millisecond:
+            // two versions of a key in one millisecond would get one name.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         c.delete_object().bucket("rcl").key("img/p").send().await.unwrap();
     });

@@ -292,6 +292,12 @@ pub struct ShardStats {
     pub segments: usize,
     pub segments_reclaimed: u64,
     pub groups: shard::GroupStats,
+    /// Changes queued for the next commit group.
+    pub queue_depth: usize,
+    /// Since the last checkpoint began.
+    pub checkpoint_age_ms: u64,
+    /// Whether the shard refuses writes after a failed write or sync.
+    pub poisoned: bool,
 }
 
 /// What the owner says about a chunk it writes.

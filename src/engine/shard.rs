@@ -448,6 +448,9 @@ impl Shard {
                     segments: self.log.segments().count(),
                     segments_reclaimed: self.reclaim.segments_reclaimed,
                     groups: self.group_stats,
+                    queue_depth: self.queue.len(),
+                    checkpoint_age_ms: self.last_checkpoint.elapsed().as_millis() as u64,
+                    poisoned: self.poisoned.is_some(),
                 }));
             }
             Request::Meter(entries) => {

@@ -480,7 +480,7 @@ pub fn check_of(op: super::route::Op, by_version: bool) -> Check {
     let bucket = |action, perm| Check::Bucket(action, Need::Bucket(perm));
     let owner = |action| Check::Bucket(action, Need::BucketOwner);
     match op {
-        O::ListBuckets | O::CreateBucket | O::NotImplemented(_) | O::AdminUsage => Check::Account,
+        O::ListBuckets | O::CreateBucket | O::NotImplemented(_) | O::AdminUsage | O::AdminMetrics => Check::Account,
         O::GetObject
         | O::HeadObject
         | O::GetObjectAttributes

@@ -149,6 +149,7 @@ pub fn flush_local() {
     let lines = batch.iter().filter(|c| **c == b'\n').count() as u64;
     if sink.tx.try_send(Msg::Lines(batch)).is_err() {
         sink.dropped.fetch_add(lines, Ordering::Relaxed);
+        super::metrics::count_dropped_lines(lines);
     }
 }
 

@@ -33,7 +33,7 @@ pub enum Class {
 pub fn class_of(op: Op) -> Option<Class> {
     use Op as O;
     Some(match op {
-        O::ListBuckets | O::NotImplemented(_) | O::AdminUsage => return None,
+        O::ListBuckets | O::NotImplemented(_) | O::AdminUsage | O::AdminMetrics => return None,
         O::ListObjects | O::ListObjectsV2 | O::ListObjectVersions | O::ListParts | O::ListMultipartUploads => {
             Class::List
         }

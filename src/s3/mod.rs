@@ -14,6 +14,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod list;
 pub mod meter;
+pub mod metrics;
 pub mod multipart;
 pub mod object;
 pub mod policy;
@@ -272,6 +273,30 @@ pub async fn reject_unparsed(conn: &mut Conn, e: &crate::http::Error) -> Result<
     conn.write_all(out).await
 }
 
+thread_local! {
+    static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One of this core's request slots (`requests_max_per_core`), freed on drop.
+struct InFlight;
+
+impl InFlight {
+    fn enter(max: usize) -> Option<InFlight> {
+        IN_FLIGHT.with(|n| {
+            (n.get() < max).then(|| {
+                n.set(n.get() + 1);
+                InFlight
+            })
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.with(|n| n.set(n.get() - 1));
+    }
+}
+
 /// Serves one request; returns whether the connection may be reused.
 pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     let started = std::time::Instant::now();
@@ -279,6 +304,22 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     let keep_alive = head.keep_alive();
     let is_head = head.method == "HEAD";
     if let Some(resp) = health(ctx, &head) {
+        return write_response(conn, resp, &request_id, keep_alive, is_head).await.0;
+    }
+    // Back-pressure: past the bound of requests this core serves at once,
+    // answer 503 SlowDown right away (the SDKs back off and retry) rather
+    // than queueing without bound; the body is not read, so the connection
+    // closes after the answer.
+    let Some(_slot) = InFlight::enter(ctx.config.requests_max_per_core) else {
+        let mut resp = error_response(S3Error::new(S3ErrorCode::SlowDown), &request_id, None);
+        resp.set_header("retry-after", "1");
+        metrics::count_slowdown();
+        let has_body = head.is_chunked() || head.content_length().ok().flatten().is_some_and(|n| n > 0);
+        return write_response(conn, resp, &request_id, keep_alive && !has_body, is_head).await.0;
+    };
+    // An operator may let anyone scrape the metrics (--metrics-public).
+    if ctx.config.metrics_public && head.method == "GET" && head.path == "/admin/metrics" {
+        let resp = metrics::get_metrics(ctx).await.unwrap_or_else(|e| error_response(e, &request_id, None));
         return write_response(conn, resp, &request_id, keep_alive, is_head).await.0;
     }
     let body = match BodyReader::new(&head, Duration::from_millis(ctx.config.body_read_timeout_ms)) {
@@ -354,6 +395,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
         let bytes_in = if stored { req.received } else { 0 };
         meter::record(&ctx.engine, bucket, &req.user, class, bytes_in, sent);
     }
+    metrics::record(operation, status, started.elapsed().as_secs_f64(), req.bucket.as_deref(), req.received, sent);
     if access_log::enabled() {
         let name = match operation {
             Some(op) => format!("{op:?}"),
@@ -485,6 +527,15 @@ async fn dispatch(op: Op, req: &mut Req<'_>, conn: &mut Conn) -> Result<Response
         Op::PutPublicAccessBlock => acl::put_public_access_block(req, conn).await,
         Op::DeletePublicAccessBlock => acl::delete_public_access_block(req).await,
         Op::AdminUsage => meter::get_usage(req).await,
+        Op::AdminMetrics => {
+            if req.ctx.users.admin().is_none_or(|u| u.access_key != req.user) {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::AccessDenied,
+                    "only the administrator reads the metrics",
+                ));
+            }
+            metrics::get_metrics(req.ctx).await
+        }
         Op::NotImplemented(what) => {
             Err(S3Error::with_message(S3ErrorCode::NotImplemented, format!("'{what}' is not implemented")))
         }

@@ -63,6 +63,8 @@ pub enum Op {
     DeletePublicAccessBlock,
     /// `GET /admin/usage`: the meter (the node's own API, not S3's).
     AdminUsage,
+    /// `GET /admin/metrics`: Prometheus metrics.
+    AdminMetrics,
     /// Recognised but not implemented: answers 501 NotImplemented.
     NotImplemented(&'static str),
 }
@@ -187,7 +189,8 @@ pub fn target(head: &Head, domain: Option<&str>) -> Target {
 
 /// The path under which the node's admin API lives; no bucket has its name.
 pub const ADMIN_BUCKET: &str = "admin";
-const ADMIN_RESERVED: &str = "The bucket name admin is reserved for the node's admin API (/admin/usage)";
+const ADMIN_RESERVED: &str =
+    "The bucket name admin is reserved for the node's admin API (/admin/usage, /admin/metrics)";
 
 pub fn op(head: &Head, t: &Target) -> Result<Op, S3Error> {
     refuse_unsupported_headers(head, op_of(head, t)?)
@@ -204,6 +207,7 @@ fn op_of(head: &Head, t: &Target) -> Result<Op, S3Error> {
     if t.bucket.as_deref() == Some(ADMIN_BUCKET) && !t.virtual_host {
         return match (m, t.key.as_deref()) {
             ("GET", Some("usage")) => Ok(Op::AdminUsage),
+            ("GET", Some("metrics")) => Ok(Op::AdminMetrics),
             _ => Err(S3Error::with_message(S3ErrorCode::InvalidBucketName, ADMIN_RESERVED)),
         };
     }
