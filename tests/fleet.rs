@@ -5,7 +5,8 @@
 //! buckets never fail) and another is killed with -9 (the same, and every
 //! acknowledged write is there once it restarts). The PROXY protocol
 //! carries the client's address to the nodes' access logs, and only from
-//! the trusted proxy address.
+//! the trusted proxy address; TLS ends at HAProxy, and a bucket policy on
+//! aws:SecureTransport sees it (a forged X-Forwarded-Proto does not pass).
 
 mod common;
 #[path = "common/sign.rs"]
@@ -42,11 +43,36 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start_haproxy(dir: &Path, bind: SocketAddr, nodes: &[SocketAddr]) -> Haproxy {
+/// A self-signed certificate for 127.0.0.1: (HAProxy's PEM, the CA file).
+fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (tests/clients/setup.sh installs it)");
+    assert!(ok.success());
+    let pem = dir.join("lb.pem");
+    let both = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
+    std::fs::write(&pem, both).unwrap();
+    (pem, cert)
+}
+
+/// HAProxy with the checked-in recipe, its TLS listener enabled on `tls`.
+fn start_haproxy(dir: &Path, bind: SocketAddr, tls: SocketAddr, pem: &Path, nodes: &[SocketAddr]) -> Haproxy {
     let recipe =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning/proxy/haproxy-kaligon.cfg"))
             .unwrap()
-            .replace("default-server check", &format!("default-server source {LB_SOURCE} check"));
+            .replace("default-server check", &format!("default-server source {LB_SOURCE} check"))
+            .replace(
+                "    # TLS termination: bind \"${KALIGON_LB_BIND}\" ssl crt /etc/haproxy/kaligon.pem",
+                &format!("    bind \"{tls}\" ssl crt \"{}\"", pem.display()),
+            );
+    assert!(recipe.contains(" ssl crt \""), "the recipe's TLS line changed");
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(&cfg, recipe).unwrap();
     let bin = ["/usr/sbin/haproxy", "haproxy"].into_iter().find(|b| Path::new(b).exists()).unwrap_or("haproxy");
@@ -151,8 +177,10 @@ fn three_nodes_behind_haproxy_drain_and_crash() {
         })
         .collect();
     let lb: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let lb_dir = temp_dir("fleet-lb");
-    let _haproxy = start_haproxy(&lb_dir, lb, &nodes.iter().map(|n| n.addr).collect::<Vec<_>>());
+    let (pem, ca) = certificate(&lb_dir);
+    let _haproxy = start_haproxy(&lb_dir, lb, tls, &pem, &nodes.iter().map(|n| n.addr).collect::<Vec<_>>());
     wait_until("haproxy answers", || TcpStream::connect(lb).is_ok());
 
     // Buckets made through the load balancer; which node holds each.
@@ -197,6 +225,36 @@ fn three_nodes_behind_haproxy_drain_and_crash() {
     let host = nodes[0].addr.to_string();
     let forged = Request::new("GET", &format!("/{a_bucket}/from-client"), &host).header("X-Forwarded-For", "6.6.6.6");
     assert_eq!(send_from("127.0.0.1", nodes[0].addr, &forged.sign_v4(&creds())).unwrap().status, 200);
+
+    // TLS ends at HAProxy; the node learns it from X-Forwarded-Proto (set
+    // by HAProxy, never passed on from the client): a policy that denies
+    // reads without TLS refuses the plain listener and serves the TLS one.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{a_bucket}/*","Condition":{{"Bool":{{"aws:SecureTransport":"false"}}}}}}]}}"#
+    );
+    let host = lb.to_string();
+    let put_policy = Request::new("PUT", &format!("/{a_bucket}?policy"), &host).body(policy.into_bytes());
+    let r = send_from("127.0.0.1", lb, &put_policy.sign_v4(&creds())).unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    // (The forged header is added after signing, so HAProxy may replace it.)
+    let plain = Request::new("GET", &format!("/{a_bucket}/from-client"), &host)
+        .sign_v4(&creds())
+        .header("X-Forwarded-Proto", "https");
+    assert_error(&send_from("127.0.0.1", lb, &plain).unwrap(), 403, "AccessDenied");
+    let curl = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(&ca)
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("https://{tls}/{a_bucket}/from-client"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&curl.stdout);
+    assert!(text.ends_with("\n200") && text.starts_with("hi"), "GET over TLS through haproxy: {text}");
+    let r =
+        send_from("127.0.0.1", lb, &Request::new("DELETE", &format!("/{a_bucket}?policy"), &host).sign_v4(&creds()))
+            .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
 
     // The workload runs for the rest of the test, one client per node's
     // buckets (so a request waiting on a node that is away holds up no other).
@@ -277,7 +335,14 @@ fn three_nodes_behind_haproxy_drain_and_crash() {
     let log = std::fs::read_to_string(nodes[0].dir.join("access.log")).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let from_client: Vec<&serde_json::Value> = lines.iter().filter(|l| l["key"] == "from-client").collect();
-    assert_eq!(from_client.len(), 2, "{from_client:?}");
+    // The PUT from 127.0.0.3, the direct GET with a forged X-Forwarded-For,
+    // and the GETs without and with TLS through HAProxy.
+    assert_eq!(from_client.len(), 4, "{from_client:?}");
+    assert_eq!(
+        (&from_client[2]["status"], &from_client[2]["error"]),
+        (&serde_json::json!(403), &serde_json::json!("AccessDenied"))
+    );
+    assert_eq!(from_client[3]["status"], 200);
     assert_eq!(from_client[0]["remote"], CLIENT, "PROXY v2 gave the client's address: {}", from_client[0]);
     assert_eq!(from_client[0]["operation"], "PutObject");
     assert_eq!(from_client[0]["bytes_in"], 2);
