@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use compio::fs::File;
 
-pub use index::map::{ListEntry, ListQuery, ObjectSummary, VersionEntry, VersionSummary, VersionsQuery};
+pub use index::map::{ListEntry, ListQuery, ObjectSummary, Stored, VersionEntry, VersionSummary, VersionsQuery};
 pub use index::uploads::{UploadEntry, UploadSummary, UploadsQuery};
 pub use read::ObjectReader;
 use segment::format::{CHUNK_STRIDE_BYTES, RECORD_HEADER_BYTES, RecordHeader, RecordKind};
@@ -395,6 +395,8 @@ pub enum Request {
         reply: Reply<Vec<UploadEntry>>,
     },
     Stats(Reply<ShardStats>),
+    /// What each bucket holds on the shard.
+    Stored(Reply<HashMap<String, Stored>>),
     /// Metered requests for buckets this shard owns, added to its meter
     /// (no answer: the meter never holds up a request).
     Meter(Vec<UsageEntry>),
@@ -917,6 +919,17 @@ impl Engine {
             size: version.size,
         };
         ObjectReader::new(self.shared.clone(), self.owner(bucket, key), &version.extents, start, end, Some(origin))
+    }
+
+    /// What each bucket holds, over every shard.
+    pub async fn stored(&self) -> Result<HashMap<String, Stored>, Error> {
+        let mut all: HashMap<String, Stored> = HashMap::new();
+        for s in 0..self.shards() {
+            for (bucket, st) in self.call(ShardId(s as u32), Request::Stored).await? {
+                all.entry(bucket).or_default().add(&st);
+            }
+        }
+        Ok(all)
     }
 
     pub async fn stats(&self) -> Result<Vec<ShardStats>, Error> {

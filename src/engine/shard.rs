@@ -436,6 +436,9 @@ impl Shard {
             Request::OwnedBucket { name, reply } => {
                 let _ = reply.send(Ok(self.index.owned_buckets().get(&name).cloned()));
             }
+            Request::Stored(reply) => {
+                let _ = reply.send(Ok(self.index.stored().clone()));
+            }
             Request::Stats(reply) => {
                 let (objects, key_bytes) = self.index.stats();
                 let _ = reply.send(Ok(super::ShardStats {

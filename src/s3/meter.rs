@@ -130,6 +130,8 @@ struct BucketReport {
     bucket: String,
     owner: String,
     total: Usage,
+    /// What the bucket holds now (not limited by `since`).
+    stored: crate::engine::Stored,
     users: std::collections::BTreeMap<String, Usage>,
 }
 
@@ -147,9 +149,28 @@ pub const ANONYMOUS: &str = "anonymous";
 
 /// Sums meter entries into a report: per bucket (with its owner from
 /// `owners`) and per user. Buckets not in `owners` are left out.
-fn report(entries: Vec<crate::engine::UsageEntry>, owners: &HashMap<String, String>, since_ms: Option<i64>) -> Report {
+fn report(
+    entries: Vec<crate::engine::UsageEntry>,
+    owners: &HashMap<String, String>,
+    stored: &HashMap<String, crate::engine::Stored>,
+    since_ms: Option<i64>,
+) -> Report {
     let mut buckets: std::collections::BTreeMap<String, BucketReport> = Default::default();
     let mut users: std::collections::BTreeMap<String, Usage> = Default::default();
+    // Since creation: every bucket shown, with what it holds, even before
+    // any metered request. Since a time: the buckets with requests since.
+    for (bucket, owner) in owners.iter().filter(|_| since_ms.is_none()) {
+        buckets.insert(
+            bucket.clone(),
+            BucketReport {
+                bucket: bucket.clone(),
+                owner: owner.clone(),
+                total: Usage::default(),
+                stored: stored.get(bucket).copied().unwrap_or_default(),
+                users: Default::default(),
+            },
+        );
+    }
     for (bucket, user, _, usage) in entries {
         let Some(owner) = owners.get(&bucket) else { continue };
         let user = if user.is_empty() { ANONYMOUS.to_string() } else { user };
@@ -157,6 +178,7 @@ fn report(entries: Vec<crate::engine::UsageEntry>, owners: &HashMap<String, Stri
             bucket,
             owner: owner.clone(),
             total: Usage::default(),
+            stored: Default::default(),
             users: Default::default(),
         });
         b.total.add(&usage);
@@ -189,7 +211,8 @@ pub async fn get_usage(req: &mut super::Req<'_>) -> Result<crate::http::response
         .map(|(name, s)| (name, s.owner))
         .collect();
     let entries = req.ctx.engine.usage(since_ms.map_or(0, hour_of)).await?;
-    let body = serde_json::to_vec_pretty(&report(entries, &owners, since_ms))
+    let stored = req.ctx.engine.stored().await?;
+    let body = serde_json::to_vec_pretty(&report(entries, &owners, &stored, since_ms))
         .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
     Ok(crate::http::response::Response::new(200).header("content-type", "application/json").bytes(body))
 }
@@ -215,5 +238,11 @@ pub fn usage_offline(
             owners.insert(name, state.owner);
         }
     }
-    serde_json::to_string_pretty(&report(entries, &owners, since_ms)).map_err(|e| e.to_string())
+    let mut stored: HashMap<String, crate::engine::Stored> = HashMap::new();
+    for s in &store.shards {
+        for (bucket, st) in s.index.stored() {
+            stored.entry(bucket.clone()).or_default().add(st);
+        }
+    }
+    serde_json::to_string_pretty(&report(entries, &owners, &stored, since_ms)).map_err(|e| e.to_string())
 }

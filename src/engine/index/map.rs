@@ -24,6 +24,49 @@ pub struct Index {
     /// The meter of the buckets this shard owns: bucket → (user, hour) →
     /// totals. Saved only by checkpoints.
     usage: HashMap<String, BTreeMap<(String, u32), Usage>>,
+    /// What each bucket holds on this shard, kept as changes apply (so
+    /// recovery rebuilds it from the checkpoint and the log).
+    stored: HashMap<String, Stored>,
+}
+
+/// What a bucket holds: the bytes of every version, the versions and
+/// delete markers, and the keys whose current version is an object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stored {
+    pub bytes: u64,
+    pub versions: u64,
+    pub delete_markers: u64,
+    pub objects: u64,
+}
+
+impl Stored {
+    fn of(v: Versions<'_>) -> Stored {
+        let mut s = Stored::default();
+        for (i, v) in v.iter().enumerate() {
+            if v.delete_marker {
+                s.delete_markers += 1;
+            } else {
+                s.versions += 1;
+                s.bytes += v.size;
+                s.objects += u64::from(i == 0);
+            }
+        }
+        s
+    }
+
+    pub fn add(&mut self, o: &Stored) {
+        self.bytes += o.bytes;
+        self.versions += o.versions;
+        self.delete_markers += o.delete_markers;
+        self.objects += o.objects;
+    }
+
+    fn sub(&mut self, o: &Stored) {
+        self.bytes -= o.bytes;
+        self.versions -= o.versions;
+        self.delete_markers -= o.delete_markers;
+        self.objects -= o.objects;
+    }
 }
 
 pub(super) type Uploads = BTreeMap<Box<[u8]>, BTreeMap<UploadId, Upload>>;
@@ -128,7 +171,6 @@ pub fn after_prefix(prefix: &str) -> Vec<u8> {
 }
 
 impl Index {
-    /// Applies one metadata change; returns the extents it made dead.
     /// Adds metered requests to a bucket this shard owns; false (nothing
     /// counted) when it owns no such bucket.
     pub fn add_usage(&mut self, bucket: &str, user: &str, hour: u32, usage: &Usage) -> bool {
@@ -151,6 +193,25 @@ impl Index {
         out
     }
 
+    /// What each bucket holds on this shard.
+    pub fn stored(&self) -> &HashMap<String, Stored> {
+        &self.stored
+    }
+
+    /// Moves a bucket's totals from what a key held to what it holds now.
+    fn account(&mut self, bucket: &str, before: Stored, after: Stored) {
+        if before == after {
+            return;
+        }
+        let s = self.stored.entry(bucket.to_string()).or_default();
+        s.add(&after);
+        s.sub(&before);
+        if *s == Stored::default() {
+            self.stored.remove(bucket);
+        }
+    }
+
+    /// Applies one metadata change; returns the extents it made dead.
     pub fn apply(&mut self, op: &MetaOp) -> Vec<Extent> {
         match op {
             MetaOp::PutVersion { bucket, key, version } => self.put_version(bucket, key, version),
@@ -158,11 +219,12 @@ impl Index {
                 let Some(map) = self.keys.get_mut(bucket.as_str()) else {
                     return Vec::new();
                 };
-                let Some((rest, freed)) =
-                    map.get(key.as_bytes()).and_then(|e| e.versions().without(key.as_bytes(), *id))
-                else {
+                let Some(old) = map.get(key.as_bytes()) else { return Vec::new() };
+                let before = Stored::of(old.versions());
+                let Some((rest, freed)) = old.versions().without(key.as_bytes(), *id) else {
                     return Vec::new();
                 };
+                let after = rest.as_ref().map_or_else(Stored::default, |e| Stored::of(e.versions()));
                 match rest {
                     Some(entry) => {
                         map.replace(entry);
@@ -174,6 +236,7 @@ impl Index {
                         }
                     }
                 }
+                self.account(bucket, before, after);
                 freed
             }
             MetaOp::PutBucket { name, state } => {
@@ -204,8 +267,11 @@ impl Index {
             None => self.keys.entry(bucket.to_string()).or_default(),
         };
         let old = map.get(key.as_bytes()).map_or_else(Versions::default, Entry::versions);
+        let before = Stored::of(old);
         let (entry, freed) = old.with(key.as_bytes(), version);
+        let after = Stored::of(entry.versions());
         map.replace(entry);
+        self.account(bucket, before, after);
         freed
     }
 
