@@ -124,6 +124,22 @@ fn metrics_count_what_a_client_did_and_pass_the_openmetrics_parser() {
     assert!(*drive.1 > 0.0);
     assert!(get("kaligon_connections_open") >= 1.0, "the scrape's own connection");
     assert_eq!(get("kaligon_access_log_dropped_lines_total"), 0.0);
+    // Every metric the Grafana dashboard in tuning/ uses is exported.
+    let dash: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tuning/grafana/kaligon-node.json")).unwrap(),
+    )
+    .unwrap();
+    let names: std::collections::BTreeSet<&str> = s.keys().map(|k| k.split('{').next().unwrap()).collect();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let used =
+                expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("kaligon_"));
+            for m in used {
+                assert!(names.contains(m), "the dashboard uses {m}, which the node does not export ({expr})");
+            }
+        }
+    }
     drop(node);
 
     // --metrics-public: a scraper without credentials.
