@@ -76,8 +76,14 @@ struct ImportArgs {
     segment_bytes: Option<u64>,
 }
 
-fn json(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
+/// Prints an offline tool's JSON report; `damage` (what was found) makes
+/// the exit status 1 with that said on stderr.
+fn report(tool: &str, r: &impl serde::Serialize, damage: Option<String>) -> Result<(), String> {
+    println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+    match damage {
+        Some(d) => Err(format!("{tool}: {d}")),
+        None => Ok(()),
+    }
 }
 
 #[derive(clap::Args)]
@@ -109,21 +115,12 @@ fn main() -> ExitCode {
             .map(|json| println!("{json}"))
             .map_err(|e| format!("usage: {e}")),
         Command::Check(a) => {
-            match kaligon::offline::check::run(a.data, std::io::IsTerminal::is_terminal(&std::io::stderr())) {
-                Ok(r) => {
-                    println!("{}", json(&r));
-                    if !r.is_clean() {
-                        eprintln!(
-                            "kaligon: check: {} damaged, {} damaged checkpoints",
-                            r.damaged.len(),
-                            r.damaged_checkpoints
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(format!("check: {e}")),
-            }
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            kaligon::offline::check::run(a.data, progress).map_err(|e| format!("check: {e}")).and_then(|r| {
+                let damage = (!r.is_clean())
+                    .then(|| format!("{} damaged, {} damaged checkpoints", r.damaged.len(), r.damaged_checkpoints));
+                report("check", &r, damage)
+            })
         }
         Command::Export(a) => {
             let args = kaligon::offline::export::ExportArgs {
@@ -132,20 +129,11 @@ fn main() -> ExitCode {
                 bucket: a.bucket,
                 all_versions: a.all_versions,
             };
-            match kaligon::offline::export::run(args) {
-                Ok(r) => {
-                    println!("{}", json(&r));
-                    if r.damaged > 0 {
-                        eprintln!(
-                            "kaligon: export: {} damaged versions were not written (see damaged.jsonl)",
-                            r.damaged
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(format!("export: {e}")),
-            }
+            kaligon::offline::export::run(args).map_err(|e| format!("export: {e}")).and_then(|r| {
+                let damage = (r.damaged > 0)
+                    .then(|| format!("{} damaged versions were not written (see damaged.jsonl)", r.damaged));
+                report("export", &r, damage)
+            })
         }
         Command::Import(a) => {
             let args = kaligon::offline::import::ImportArgs {
@@ -154,7 +142,9 @@ fn main() -> ExitCode {
                 shards: a.shards,
                 segment_bytes: a.segment_bytes,
             };
-            kaligon::offline::import::run(args).map(|r| println!("{}", json(&r))).map_err(|e| format!("import: {e}"))
+            kaligon::offline::import::run(args)
+                .map_err(|e| format!("import: {e}"))
+                .and_then(|r| report("import", &r, None))
         }
     };
     match result {

@@ -40,6 +40,23 @@ impl Cidr {
     }
 }
 
+/// `--trusted-proxy` values and the config file's `trusted_proxies`, parsed
+/// once at start-up (requests only compare).
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        Cidr::parse(s).ok_or_else(|| format!("{s}: not an address or CIDR (10.0.0.0/8, ::1/128)"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The version 2 signature.
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// A version 1 line is at most 107 bytes, CRLF included.

@@ -168,7 +168,7 @@ pub fn record(op: Option<Op>, status: u16, seconds: f64, bucket: Option<&str>, b
 }
 
 /// `GetObject`, `PutObject`, … (an unsupported operation: `NotImplemented`).
-fn op_name(op: Op) -> String {
+pub fn op_name(op: Op) -> String {
     match op {
         Op::NotImplemented(_) => "NotImplemented".into(),
         o => format!("{o:?}"),

@@ -398,7 +398,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut Conn, head: Head) -> bool {
     metrics::record(operation, status, started.elapsed().as_secs_f64(), req.bucket.as_deref(), req.received, sent);
     if access_log::enabled() {
         let name = match operation {
-            Some(op) => format!("{op:?}"),
+            Some(op) => metrics::op_name(op),
             None if req.head.method == "OPTIONS" => "Preflight".into(),
             None => "-".into(),
         };
