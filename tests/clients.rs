@@ -11,10 +11,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Instant;
 
 use common::*;
 
@@ -109,18 +109,7 @@ struct TlsProxy {
 impl TlsProxy {
     fn start(node: &Node) -> TlsProxy {
         let dir = temp_dir("tls-proxy");
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is installed (tests/clients/setup.sh)");
-        assert!(status.success(), "openssl could not make a certificate");
+        let (cert, key) = self_signed(&dir);
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let site = std::fs::read_to_string(repo().join("tuning/proxy/nginx-kaligon.conf"))
@@ -129,38 +118,7 @@ impl TlsProxy {
             .replace("@LISTEN@", &addr.to_string())
             .replace("@CERT@", cert.to_str().unwrap())
             .replace("@KEY@", key.to_str().unwrap());
-        std::fs::write(dir.join("site.conf"), site).unwrap();
-        let d = dir.display();
-        let main = format!(
-            "daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-             fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-             include {d}/site.conf;\n}}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), main).unwrap();
-        // Debian installs it in /usr/sbin, which a non-login PATH may lack.
-        let nginx = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
-        let mut child = Command::new(nginx)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            // Workers run as root (as CI does) so they can use the temp dirs.
-            .args(["-g", "user root;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx is installed (tests/clients/setup.sh)");
-        let until = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                panic!("nginx exited with {status}:\n{log}");
-            }
-            assert!(Instant::now() < until, "nginx did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = start_nginx(&dir, &site, addr);
         TlsProxy { child, dir, addr }
     }
 

@@ -46,17 +46,7 @@ fn free_port() -> u16 {
 
 /// A self-signed certificate for 127.0.0.1: (HAProxy's PEM, the CA file).
 fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (tests/clients/setup.sh installs it)");
-    assert!(ok.success());
+    let (cert, key) = self_signed(dir);
     let pem = dir.join("lb.pem");
     let both = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
     std::fs::write(&pem, both).unwrap();
@@ -384,7 +374,7 @@ fn three_nodes_behind_nginx_drain_and_crash() {
     let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir = temp_dir("fleet-nginx-lb");
     let (_, ca) = certificate(&dir);
-    let _nginx = start_nginx(&dir, lb, tls, &nodes.iter().map(|n| n.addr).collect::<Vec<_>>());
+    let _nginx = start_nginx_fleet(&dir, lb, tls, &nodes.iter().map(|n| n.addr).collect::<Vec<_>>());
     let owner = pin_buckets(lb, &nodes, "nginx-bucket");
 
     let b0 = on(&owner, 0)[0].clone();
@@ -403,7 +393,7 @@ fn three_nodes_behind_nginx_drain_and_crash() {
 
 /// nginx with the checked-in fleet recipe, connecting to the nodes from
 /// the trusted address.
-fn start_nginx(dir: &Path, lb: SocketAddr, tls: SocketAddr, nodes: &[SocketAddr]) -> Haproxy {
+fn start_nginx_fleet(dir: &Path, lb: SocketAddr, tls: SocketAddr, nodes: &[SocketAddr]) -> Haproxy {
     let mut site =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tuning/proxy/nginx-kaligon-fleet.conf"))
             .unwrap()
@@ -418,26 +408,6 @@ fn start_nginx(dir: &Path, lb: SocketAddr, tls: SocketAddr, nodes: &[SocketAddr]
     for (i, n) in nodes.iter().enumerate() {
         site = site.replace(&format!("@NODE{}@", i + 1), &n.to_string());
     }
-    std::fs::write(dir.join("site.conf"), site).unwrap();
-    let d = dir.display();
-    let main = format!(
-        "daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
-         proxy_temp_path {d}/proxy;\n  include {d}/site.conf;\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "user root;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx (tests/clients/setup.sh installs it)");
-    let proxy = Haproxy(child);
-    wait_until("nginx answers", || TcpStream::connect(lb).is_ok());
-    proxy
+    let child = start_nginx(dir, &site, lb);
+    Haproxy(child)
 }
